@@ -1,0 +1,30 @@
+"""Dependencies shared by the routers: the API key check and the clients created once in the lifespan."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from confluent_kafka import Producer
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+from lab.config import settings
+
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="LAB_API_KEY from .env")
+
+
+def require_api_key(key: Annotated[str | None, Security(_api_key)]) -> None:
+    """Write endpoints need the key; reads are open (playback itself is protected by signed URLs)."""
+    if key is None:
+        raise HTTPException(401, "X-API-Key: header missing")
+    if not hmac.compare_digest(key, settings.lab_api_key):
+        raise HTTPException(403, "X-API-Key: not a valid key")
+
+
+def _producer(request: Request) -> Producer:
+    return request.app.state.producer
+
+
+ApiKey = Depends(require_api_key)
+ProducerDep = Annotated[Producer, Depends(_producer)]

@@ -1,0 +1,76 @@
+"""Live routes: start and end a stream (API key), its playback URL and metadata.
+
+Chunks never pass through here: the encoder publishes them straight to Kafka. `end` only publishes an end
+marker on the stream's own partition; the Spark job writes the final playlist when the marker arrives,
+after every chunk before it (no race with in-flight chunks).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.concurrency import run_in_threadpool
+
+from lab import catalog, events, hls, playback, storage, topics
+from lab.api.deps import ApiKey, ProducerDep
+from lab.api.schemas import PlaybackUrl, StreamEnd, StreamEnding, StreamStart, StreamStarted
+from lab.config import settings
+
+router = APIRouter(prefix="/streams", tags=["live"])
+LiveId = Annotated[str, Path(pattern=events.LIVE_ID, description="live-<10 hex>")]
+
+
+@router.post("/start", response_model=StreamStarted, status_code=201, dependencies=[ApiKey])
+def start(body: StreamStart | None = None) -> StreamStarted:
+    stream_id = events.new_live_id()
+    title = (body.title if body and body.title else
+             f"LIVE: {settings.match_home_team} vs {settings.match_away_team}")
+    now = catalog.now()
+    catalog.upsert(catalog.LIVE, stream_id, catalog.STREAM_DOC, {
+        "stream_type": "live", "title": title, "status": "live", "started_at": now,
+        "status_history": [{"status": "live", "at": now}], "dvr_window_size": settings.dvr_window_size,
+        "manifest_path": f"{settings.bucket_manifests}/{storage.live_playlist_key(stream_id)}",
+        "audio_track_id": f"audio-{stream_id}", "video_track_id": f"video-{stream_id}"})
+    empty = hls.live_playlist([], media_sequence=0, target_duration=settings.live_segment_seconds, ended=False)
+    storage.put_playlist(settings.bucket_manifests, storage.live_playlist_key(stream_id), empty,
+                         cache_control=storage.LIVE_PLAYLIST)
+    return StreamStarted(stream_id=stream_id, status="live", title=title,
+                         manifest_path=f"{settings.bucket_manifests}/{storage.live_playlist_key(stream_id)}")
+
+
+@router.post("/end", response_model=StreamEnding, status_code=202, dependencies=[ApiKey])
+async def end(body: StreamEnd, producer: ProducerDep) -> StreamEnding:
+    doc = live_stream(body.stream_id)
+    if doc["status"] != "live":
+        raise HTTPException(409, f"stream_id: {body.stream_id} already ended (status {doc['status']})")
+    marker = events.LiveEndEvent(stream_id=body.stream_id, published_at_ms=events.now_ms())
+    topics.publish(producer, settings.live_topic, body.stream_id, events.encode(marker))
+    if await run_in_threadpool(producer.flush, 10):
+        raise HTTPException(503, "kafka: the end marker was not acknowledged; try again")
+    return StreamEnding(stream_id=body.stream_id, status="live", end_marker=f"{settings.live_topic} key={body.stream_id}")
+
+
+def live_stream(stream_id: str) -> dict:
+    doc = catalog.stream_doc(catalog.LIVE, stream_id)
+    if doc is None:
+        raise HTTPException(404, f"stream_id: no live stream {stream_id}")
+    return doc
+
+
+@router.get("/{stream_id}/live", response_model=PlaybackUrl)
+def live_url(stream_id: LiveId) -> PlaybackUrl:
+    """Plays the rolling window while live and, after the end, the whole recording (same URL)."""
+    doc = live_stream(stream_id)
+    url, expires = playback.signed_playlist_url(stream_id, storage.LIVE_PLAYLIST_NAME)
+    return PlaybackUrl(stream_id=stream_id, status=doc["status"], manifest_url=url, expires_at=expires,
+                       cdn_url=storage.cdn_url(settings.bucket_manifests, storage.live_playlist_key(stream_id)))
+
+
+@router.get("/{stream_id}/metadata")
+def metadata(stream_id: LiveId) -> dict:
+    doc = live_stream(stream_id)
+    chunks = catalog.chunk_docs(catalog.LIVE, stream_id)
+    doc["chunks_received"] = len(chunks)
+    doc["latest_chunk"] = chunks[-1] if chunks else None
+    return doc

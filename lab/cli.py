@@ -1,0 +1,201 @@
+"""`lab`: one command for the embedded stack, the pipeline's processes, uploads and benchmarks.
+
+Errors a user can fix (a missing prerequisite, a port in use, a bad argument) print one line and exit 1,
+never a stack trace. Container images run the same subcommands (`lab api`, `lab spark-job`, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from lab.config import settings
+
+
+def _print(*lines: str) -> None:
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def _table(rows: list[tuple], header: tuple) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        _print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+# --- stack lifecycle ------------------------------------------------------------------------------
+
+def cmd_setup(args: argparse.Namespace) -> None:
+    from lab.stack import tools
+
+    tools.ensure_all()
+    from lab.producer.clips import ensure_sample_clips
+
+    ensure_sample_clips(report=tools.step)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    from lab import stack
+
+    stack.up(args.services or None)
+    if args.ui_map:
+        cmd_ui(args)
+
+
+def cmd_down(args: argparse.Namespace) -> None:
+    from lab import stack
+
+    stopped = stack.down()
+    _print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from lab import stack
+
+    rows = [(s.name, s.pid or "-", s.port, "healthy" if s.healthy else ("UNHEALTHY" if s.pid else "stopped"))
+            for s in stack.status()]
+    _table(rows, ("service", "pid", "port", "health"))
+
+
+def cmd_logs(args: argparse.Namespace) -> None:
+    from lab.stack import supervisor
+
+    path = supervisor.log_file(args.service)
+    if not path.exists():
+        raise SystemExit(f"no log for {args.service!r} at {path}")
+    _print(supervisor.tail(path, args.lines))
+
+
+def cmd_provision(args: argparse.Namespace) -> None:
+    """Topics, buckets and indexes on already-running services (the container stack's init step)."""
+    from lab import catalog, storage, topics
+
+    topics.ensure_topics()
+    storage.ensure_buckets()
+    catalog.ensure_indexes()
+    _print("provisioned: topics, buckets, catalog indexes")
+
+
+def cmd_reset(args: argparse.Namespace) -> None:
+    from lab import stack
+
+    stack.reset()
+
+
+def cmd_ui(args: argparse.Namespace) -> None:
+    from lab import stack
+
+    _print("", "UI access map")
+    _table(stack.ui_map(), ("service", "URL", "credentials", "purpose"))
+
+
+# --- the pipeline's processes ---------------------------------------------------------------------
+
+def cmd_api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run("lab.api.app:app", host=args.host or settings.lab_host, port=settings.api_port,
+                log_level="warning", access_log=False)
+
+
+def cmd_spark_job(args: argparse.Namespace) -> None:
+    from lab.streaming.job import main as spark_main
+
+    spark_main(args.query)
+
+
+def cmd_producer(args: argparse.Namespace) -> None:
+    from lab.producer.main import main as producer_main
+
+    producer_main(vod=not args.no_vod, live=not args.no_live)
+
+
+def cmd_upload(args: argparse.Namespace) -> None:
+    from lab.producer.upload import upload_cli
+
+    upload_cli(args.file, title=args.title, watch=args.watch)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    if args.what == "vod":
+        from lab.bench.vod import run as bench_vod
+
+        bench_vod(seconds=args.seconds)
+    else:
+        from lab.bench.live import run as bench_live
+
+        bench_live(streams=args.streams, rate=args.rate, duration=args.duration)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    add("setup", cmd_setup, "fetch or build every tool once, make the sample clips")
+    p = add("up", cmd_up, "start the embedded stack (or only the named services)")
+    p.add_argument("services", nargs="*", metavar="SERVICE")
+    p.add_argument("--ui-map", action="store_true", help="print the UI access map when ready")
+    add("down", cmd_down, "stop every service of the stack")
+    add("status", cmd_status, "service, pid, port and health of each service")
+    p = add("logs", cmd_logs, "show the end of a service's log")
+    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("-n", "--lines", type=int, default=60)
+    add("reset", cmd_reset, "stop everything and wipe the stack's data")
+    add("provision", cmd_provision, "create topics, buckets and indexes on running services (idempotent)")
+    add("ui", cmd_ui, "print the UI access map")
+    p = add("api", cmd_api, "run the FastAPI control plane (foreground)")
+    p.add_argument("--host", default=None, help="bind address (containers: 0.0.0.0)")
+    p = add("spark-job", cmd_spark_job, "run a Spark Structured Streaming query (foreground)")
+    p.add_argument("--query", choices=["vod", "live", "all"], default="all")
+    p = add("producer", cmd_producer, "run the VOD uploader and the live encoder (foreground)")
+    p.add_argument("--no-vod", action="store_true")
+    p.add_argument("--no-live", action="store_true")
+    p = add("upload", cmd_upload, "upload a video file for VOD and follow it to ready")
+    p.add_argument("file")
+    p.add_argument("--title", default=None)
+    p.add_argument("--watch", action="store_true", help="follow the status until ready or failed")
+    p = add("bench", cmd_bench, "measure the pipeline (prints figures; never pass/fail)")
+    p.add_argument("what", choices=["vod", "live"])
+    p.add_argument("--seconds", type=_positive(float), default=30.0, help="vod: clip length")
+    p.add_argument("--streams", type=_positive(int), default=1, help="live: concurrent streams")
+    p.add_argument("--rate", type=_positive(float), default=0.5, help="live: chunks/s per stream")
+    p.add_argument("--duration", type=_positive(float), default=30.0, help="live: seconds of replay")
+    return parser
+
+
+def _positive(kind: type) -> Callable[[str], float | int]:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+        return value
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "py4j", "botocore", "urllib3"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from lab.stack.supervisor import StackError
+    from lab.stack.tools import ToolError
+
+    try:
+        args.func(args)
+    except (StackError, ToolError) as exc:
+        raise SystemExit(f"lab {args.command}: {exc}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

@@ -1,0 +1,209 @@
+"""One typed settings object for the whole lab, read from `.env` and the environment.
+
+No host, port, topic, bucket or credential literal lives anywhere else: import `settings`.
+A second env file named by `LAB_ENV_FILE` overrides `.env` (the test stack uses `tests/stack.env`),
+and real environment variables override both (the container stack sets them in docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", ""}
+
+
+def _env_files() -> tuple[Path, ...]:
+    files = [ROOT / ".env"]
+    extra = os.environ.get("LAB_ENV_FILE")
+    if extra:
+        path = Path(extra)
+        files.append(path if path.is_absolute() else ROOT / path)
+    return tuple(files)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=_env_files(), extra="ignore", frozen=True)
+
+    # --- where the embedded stack keeps things -------------------------------------------------
+    lab_mode: Literal["embedded", "containers"] = "embedded"
+    lab_state_dir: Path = Field(ROOT / ".lab" / "state", description="data, logs and pids of one stack")
+    lab_tools_dir: Path = Field(ROOT / ".lab" / "tools", description="fetched jars and built binaries")
+    lab_services: str = Field(
+        "kafka,s3,catalog,prometheus,api,spark-vod,spark-live,producer,jupyter",
+        description="services `lab up` starts, in order",
+    )
+    lab_host: str = "127.0.0.1"
+    lab_public_host: str = Field("localhost", description="host name browsers and players use")
+    lab_startup_timeout_s: float = Field(120.0, gt=0)
+
+    # --- Kafka ---------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field("", description="host:port list; empty means the embedded broker")
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_message_max_bytes: int = Field(1_048_576, ge=65_536, le=10_485_760)
+    kafka_heap: str = "512m"
+    vod_topic: str = "vod-chunks"
+    vod_topic_partitions: int = Field(3, ge=1)
+    live_topic: str = "live-chunks"
+    live_topic_partitions: int = Field(6, ge=1)
+    dead_letter_topic: str = "chunks-dead-letter"
+    kafka_replication_factor: int = Field(1, ge=1)
+
+    # --- S3 object storage ---------------------------------------------------------------------
+    s3_endpoint: str = Field("", description="internal endpoint URL; empty means the embedded server")
+    s3_public_endpoint: str = Field("", description="endpoint players reach; empty means lab_public_host")
+    s3_port: int = Field(8333, ge=1, le=65535)
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "labadmin"
+    s3_secret_key: str = "labadmin-secret"
+    seaweed_master_port: int = Field(9333, ge=1, le=55535)
+    seaweed_volume_port: int = Field(8088, ge=1, le=55535)
+    seaweed_filer_port: int = Field(8889, ge=1, le=55535)
+    seaweed_metrics_port: int = Field(9327, ge=1, le=65535)
+    bucket_vod_raw: str = "vod-raw"
+    bucket_vod_variants: str = "vod-variants"
+    bucket_live: str = "live-streams"
+    bucket_manifests: str = "manifests"
+    signed_url_ttl_s: int = Field(3600, ge=10, le=7 * 24 * 3600)
+    cdn_base_url: str = "https://cdn.example.com"
+
+    # --- MongoDB-wire catalog ------------------------------------------------------------------
+    mongo_uri: str = Field("", description="empty means the embedded FerretDB")
+    mongo_port: int = Field(27017, ge=1, le=65535)
+    ferretdb_debug_port: int = Field(8089, ge=1, le=65535)
+    mongo_db: str = "pipeline"
+
+    # --- Prometheus / Grafana ------------------------------------------------------------------
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    prometheus_url: str = Field("", description="empty means the embedded Prometheus")
+    prometheus_scrape_interval_s: int = Field(5, ge=1, le=300)
+    grafana_port: int = Field(3000, ge=1, le=65535)
+    grafana_user: str = "admin"
+    grafana_password: str = "admin"
+
+    # --- control plane -------------------------------------------------------------------------
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_url: str = Field("", description="empty means http://lab_host:api_port")
+    api_public_url: str = Field("", description="URL players use; empty means http://lab_public_host:api_port")
+    lab_api_key: str = "lab-dev-key"
+    url_signing_secret: str = "lab-dev-signing-secret"
+
+    # --- producer ------------------------------------------------------------------------------
+    producer_metrics_port: int = Field(8765, ge=1, le=65535)
+    vod_interval_min: float = Field(10.0, gt=0)
+    vod_interval_max: float = Field(20.0, gt=0)
+    live_interval_min: float = Field(0.5, gt=0, description="pause between live streams, lower bound (s)")
+    live_interval_max: float = Field(1.0, gt=0, description="pause between live streams, upper bound (s)")
+    live_chunks_per_stream: int = Field(1000, ge=1)
+    live_segment_seconds: float = Field(2.0, ge=0.5, le=10)
+    live_resolution: str = Field("1280x720", pattern=r"^\d{2,4}x\d{2,4}$")
+    live_fps: int = Field(30, ge=1, le=60)
+    match_home_team: str = "Al-Hilal"
+    match_away_team: str = "Al-Nassr"
+    vod_show_name: str = "My Streaming Show"
+
+    # --- VOD -----------------------------------------------------------------------------------
+    vod_segment_seconds: float = Field(4.0, ge=1, le=30)
+    vod_max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    vod_max_duration_s: float = Field(3 * 3600, gt=0)
+    vod_ladder: str = Field("1080p,720p,480p,360p", description="renditions, highest first")
+
+    # --- Spark ---------------------------------------------------------------------------------
+    spark_master: str = Field("local[*]", description="local[*] embedded, spark://host:7077 on a cluster")
+    spark_vod_metrics_port: int = Field(8766, ge=1, le=65535)
+    spark_live_metrics_port: int = Field(8767, ge=1, le=65535)
+    spark_vod_ui_port: int = Field(4040, ge=1, le=65535)
+    spark_live_ui_port: int = Field(4041, ge=1, le=65535)
+    spark_driver_memory: str = "1g"
+    spark_worker_memory: str = "2g"
+    spark_worker_cores: int = Field(2, ge=1)
+    spark_vod_trigger_s: float = Field(1.0, ge=0)
+    spark_live_trigger_s: float = Field(0.0, ge=0)
+    dvr_window_size: int = Field(10, ge=1, le=10_000)
+
+    # --- JupyterLab ----------------------------------------------------------------------------
+    jupyter_port: int = Field(8888, ge=1, le=65535)
+    jupyter_token: str = "lab-dev-token"
+
+    @field_validator("vod_ladder")
+    @classmethod
+    def _known_rungs(cls, value: str) -> str:
+        from lab.media import LADDER  # local import keeps config importable first
+
+        unknown = [r for r in value.split(",") if r.strip() not in LADDER]
+        if unknown:
+            raise ValueError(f"unknown rendition(s) {unknown}; known: {list(LADDER)}")
+        return value
+
+    @model_validator(mode="after")
+    def _ranges_and_secrets(self) -> Settings:
+        if self.vod_interval_min > self.vod_interval_max:
+            raise ValueError("VOD_INTERVAL_MIN must not exceed VOD_INTERVAL_MAX")
+        if self.live_interval_min > self.live_interval_max:
+            raise ValueError("LIVE_INTERVAL_MIN must not exceed LIVE_INTERVAL_MAX")
+        if self.lab_mode == "containers":
+            for name in ("lab_api_key", "url_signing_secret", "s3_secret_key", "jupyter_token"):
+                if getattr(self, name).lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"{name.upper()} is a placeholder; set a real secret in .env")
+        return self
+
+    # --- derived values: the one place URLs are assembled ------------------------------------
+    @cached_property
+    def kafka_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.lab_host}:{self.kafka_port}"
+
+    @cached_property
+    def s3_url(self) -> str:
+        return self.s3_endpoint or f"http://{self.lab_host}:{self.s3_port}"
+
+    @cached_property
+    def s3_public_url(self) -> str:
+        return self.s3_public_endpoint or f"http://{self.lab_public_host}:{self.s3_port}"
+
+    @cached_property
+    def mongo_url(self) -> str:
+        return self.mongo_uri or f"mongodb://{self.lab_host}:{self.mongo_port}/"
+
+    @cached_property
+    def prometheus_base(self) -> str:
+        return self.prometheus_url or f"http://{self.lab_host}:{self.prometheus_port}"
+
+    @cached_property
+    def api_base(self) -> str:
+        return self.api_url or f"http://{self.lab_host}:{self.api_port}"
+
+    @cached_property
+    def api_public_base(self) -> str:
+        return self.api_public_url or f"http://{self.lab_public_host}:{self.api_port}"
+
+    @cached_property
+    def ladder(self) -> list[str]:
+        return [r.strip() for r in self.vod_ladder.split(",")]
+
+    @cached_property
+    def buckets(self) -> list[str]:
+        return [self.bucket_vod_raw, self.bucket_vod_variants, self.bucket_live, self.bucket_manifests]
+
+    @cached_property
+    def services(self) -> list[str]:
+        return [s.strip() for s in self.lab_services.split(",") if s.strip()]
+
+
+def load_settings() -> Settings:
+    """Read settings once; a bad value becomes one line per field, never a trace."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise SystemExit("invalid configuration in .env / environment:\n" + "\n".join(lines)) from None
+
+
+settings = load_settings()

@@ -1,0 +1,50 @@
+"""Every Prometheus metric the lab exports, in one place (names from the reference, and more where useful).
+
+Each process (API, producer, each Spark query) serves `/metrics`; Prometheus tells them apart by `job`.
+Labelled series appear once they are first used.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 120, 300)
+
+# --- producer -------------------------------------------------------------------------------------
+producer_messages = Counter("producer_messages", "Chunk events published to Kafka", ["stream_type"])
+producer_bytes = Counter("producer_bytes", "Segment bytes uploaded to S3 by the producer", ["stream_type"])
+producer_delivery_failures = Counter("producer_delivery_failures", "Events Kafka finally refused", ["stream_type"])
+live_streams_started = Counter("live_streams_started", "Live streams started by the encoder")
+
+# --- Spark queries --------------------------------------------------------------------------------
+chunks_processed = Counter("chunks_processed", "Chunk events processed", ["stream_type"])
+chunk_processing_latency = Histogram(
+    "chunk_processing_latency_seconds", "Publish to processed (live: in the playlist; VOD: all rungs uploaded)",
+    ["stream_type"], buckets=LATENCY_BUCKETS)
+live_chunk_gaps = Counter("live_chunk_gaps", "Missing live sequence numbers detected (by gap size)")
+chunk_checksum_failures = Counter("chunk_checksum_failures", "Segments whose SHA-256 did not match", ["stream_type"])
+dead_letters = Counter("dead_letter_events", "Events sent to the dead-letter topic", ["source_topic"])
+vod_transcode_seconds = Histogram("vod_transcode_seconds", "Wall seconds to transcode one segment, per rung",
+                                  ["rung"], buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
+vod_streams = Counter("vod_streams_finished", "VOD streams finished", ["status"])
+vod_processing_latency = Histogram("vod_processing_latency_seconds", "Upload to ready, per stream",
+                                   buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800))
+variants_generated = Counter("vod_variants_generated", "Rendition segments written", ["rung"])
+playlist_writes = Counter("playlist_writes", "Playlists written to the manifests bucket", ["kind"])
+batch_duration = Histogram("spark_batch_duration_seconds", "Wall time of one foreachBatch call", ["query"],
+                           buckets=LATENCY_BUCKETS)
+consumer_lag = Gauge("kafka_consumer_lag", "Offsets behind the latest, per query (from Spark's progress)",
+                     ["query"])
+
+# --- catalog and API ------------------------------------------------------------------------------
+catalog_operations = Counter("catalog_operations", "Catalog writes and reads", ["collection", "operation"])
+api_requests = Counter("api_requests", "HTTP requests", ["method", "route", "status"])
+api_request_latency = Histogram("api_request_duration_seconds", "HTTP request latency", ["method", "route"],
+                                buckets=LATENCY_BUCKETS)
+bucket_bytes = Gauge("s3_bucket_bytes", "Bytes stored per bucket (sampled by the API)", ["bucket"])
+bucket_objects = Gauge("s3_bucket_objects", "Objects stored per bucket (sampled by the API)", ["bucket"])
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:
+    """Expose /metrics from a process that has no web server of its own (producer, Spark driver)."""
+    start_http_server(port, addr=host)

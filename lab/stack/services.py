@@ -1,0 +1,208 @@
+"""The services of the embedded stack: how each starts, when it is healthy, what it provisions.
+
+Infrastructure (Kafka, S3, catalog, Prometheus) starts first; once it is healthy the topics, buckets and
+indexes are provisioned, then the lab's own processes (API, Spark queries, producer, JupyterLab) start.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from base64 import urlsafe_b64encode
+from pathlib import Path
+
+import httpx
+
+from lab import catalog, storage, topics
+from lab.config import ROOT, settings
+from lab.stack import tools
+from lab.stack.supervisor import Service, data_dir
+
+H = settings.lab_host
+
+
+def _http_ok(url: str) -> bool:
+    return httpx.get(url, timeout=2.0).status_code == 200
+
+
+def _lab(*args: str) -> list[str]:
+    """The lab's own entrypoints, the same commands the container images run."""
+    return [sys.executable, "-m", "lab", *args]
+
+
+# --- Kafka 4 in KRaft mode (broker and controller in one JVM) ---------------------------------------
+
+def _kafka_config() -> Path:
+    conf = data_dir("kafka") / "server.properties"
+    conf.write_text("\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.bootstrap.servers={H}:{settings.kafka_controller_port}",
+        f"listeners=PLAINTEXT://{H}:{settings.kafka_port},CONTROLLER://{H}:{settings.kafka_controller_port}",
+        f"advertised.listeners=PLAINTEXT://{H}:{settings.kafka_port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={data_dir('kafka') / 'logs'}",
+        "num.partitions=1",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=false",
+        f"message.max.bytes={settings.kafka_message_max_bytes}",
+        "log.retention.hours=24",
+        "",
+    ]))
+    (data_dir("kafka") / "tools-log4j2.properties").write_text(
+        "appender.console.type=Console\nappender.console.name=STDERR\nappender.console.target=SYSTEM_ERR\n"
+        "appender.console.layout.type=PatternLayout\nappender.console.layout.pattern=%p %m%n\n"
+        "rootLogger.level=ERROR\nrootLogger.appenderRef.stderr.ref=STDERR\n")
+    (data_dir("kafka") / "log4j2.properties").write_text("\n".join([
+        "appender.console.type=Console",
+        "appender.console.name=STDOUT",
+        "appender.console.layout.type=PatternLayout",
+        "appender.console.layout.pattern=[%d] %p %m (%c)%n",
+        "rootLogger.level=INFO",
+        "rootLogger.appenderRef.stdout.ref=STDOUT",
+        "logger.kafka.name=kafka",
+        "logger.kafka.level=WARN",
+        "logger.state.name=state.change.logger",
+        "logger.state.level=WARN",
+        "",
+    ]))
+    return conf
+
+
+def _kafka_java(main: str, *args: str, heap: str | None = None, log_config: str = "log4j2.properties") -> list[str]:
+    heap = heap or settings.kafka_heap
+    return [tools.java(), f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={data_dir('kafka') / log_config}",
+            "-cp", f"{tools.kafka_libs()}/*", main, *args]
+
+
+def _kafka_prepare() -> None:
+    conf = _kafka_config()
+    if (data_dir("kafka") / "logs" / "meta.properties").exists():
+        return
+    cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    tools.run(_kafka_java("kafka.tools.StorageTool", "format", "--cluster-id", cluster_id, "--config", str(conf),
+                          "--standalone", heap="128m", log_config="tools-log4j2.properties"),
+              "formatting Kafka's KRaft storage")
+
+
+def _kafka_healthy() -> bool:
+    md = topics.admin(quiet=True).list_topics(timeout=2)
+    return bool(md.brokers)
+
+
+def kafka_admin_tool(main: str, *args: str) -> str:
+    """Run one of Kafka's own admin tools (MetadataQuorumCommand, FeatureCommand) against the broker."""
+    _kafka_config()
+    cmd = _kafka_java(main, "--bootstrap-server", settings.kafka_servers, *args, heap="128m",
+                      log_config="tools-log4j2.properties")
+    return tools.run(cmd, main)
+
+
+# --- S3: SeaweedFS master + volume + filer + S3 gateway in one process ------------------------------
+
+def _s3_config() -> Path:
+    import json
+
+    conf = data_dir("s3") / "s3.json"
+    conf.write_text(json.dumps({"identities": [{
+        "name": "lab",
+        "credentials": [{"accessKey": settings.s3_access_key, "secretKey": settings.s3_secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]}, indent=2))
+    return conf
+
+
+def _s3_command() -> list[str]:
+    return [str(tools.go_binary("weed")), "server", f"-dir={data_dir('s3')}", f"-ip={H}", f"-ip.bind={H}",
+            f"-master.port={settings.seaweed_master_port}", f"-volume.port={settings.seaweed_volume_port}",
+            "-master.volumeSizeLimitMB=256", "-master.telemetry=false", "-volume.max=0",
+            "-filer", f"-filer.port={settings.seaweed_filer_port}",
+            "-s3", f"-s3.port={settings.s3_port}", f"-s3.config={_s3_config()}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={settings.seaweed_metrics_port}"]
+
+
+# --- catalog: FerretDB over SQLite ------------------------------------------------------------------
+
+def _catalog_command() -> list[str]:
+    return [str(tools.go_binary("ferretdb")), "--handler=sqlite", f"--sqlite-url=file:{data_dir('catalog')}/",
+            f"--listen-addr={H}:{settings.mongo_port}", f"--debug-addr={H}:{settings.ferretdb_debug_port}",
+            f"--state-dir={data_dir('catalog')}", "--telemetry=disable", "--log-level=warn"]
+
+
+def _catalog_healthy() -> bool:
+    return catalog.client().admin.command("ping").get("ok") == 1
+
+
+# --- Prometheus -------------------------------------------------------------------------------------
+
+def scrape_targets() -> dict[str, str]:
+    """job name -> host:port of every /metrics endpoint of the lab."""
+    return {
+        "api": f"{H}:{settings.api_port}",
+        "producer": f"{H}:{settings.producer_metrics_port}",
+        "spark-vod": f"{H}:{settings.spark_vod_metrics_port}",
+        "spark-live": f"{H}:{settings.spark_live_metrics_port}",
+        "seaweedfs": f"{H}:{settings.seaweed_metrics_port}",
+        "prometheus": f"{H}:{settings.prometheus_port}",
+    }
+
+
+def _prometheus_config() -> Path:
+    conf = data_dir("prometheus") / "prometheus.yml"
+    jobs = "\n".join(f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']"
+                     for job, target in scrape_targets().items())
+    interval = f"{settings.prometheus_scrape_interval_s}s"
+    conf.write_text(f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n"
+                    f"scrape_configs:\n{jobs}\n")
+    return conf
+
+
+def _prometheus_command() -> list[str]:
+    return [str(tools.go_binary("prometheus")), f"--config.file={_prometheus_config()}",
+            f"--storage.tsdb.path={data_dir('prometheus') / 'tsdb'}", "--storage.tsdb.retention.time=2d",
+            f"--web.listen-address={H}:{settings.prometheus_port}", "--web.enable-lifecycle"]
+
+
+# --- the lab's own processes ------------------------------------------------------------------------
+
+def _jupyter_command() -> list[str]:
+    return [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ip={H}", f"--port={settings.jupyter_port}",
+            f"--ServerApp.root_dir={ROOT / 'notebooks'}", f"--IdentityProvider.token={settings.jupyter_token}",
+            "--ServerApp.open_browser=False"]
+
+
+def all_services() -> dict[str, Service]:
+    services = [
+        Service("kafka", settings.kafka_port, "Kafka 4 broker + KRaft controller",
+                lambda: _kafka_java("kafka.Kafka", str(_kafka_config())), _kafka_healthy,
+                prepare=_kafka_prepare, provision=topics.ensure_topics),
+        Service("s3", settings.s3_port, "SeaweedFS S3 gateway (buckets vod-raw, vod-variants, live-streams, manifests)",
+                _s3_command, lambda: storage.s3().list_buckets() is not None, provision=storage.ensure_buckets),
+        Service("catalog", settings.mongo_port, "FerretDB (MongoDB wire protocol) over SQLite",
+                _catalog_command, _catalog_healthy, provision=catalog.ensure_indexes),
+        Service("prometheus", settings.prometheus_port, "Prometheus scraping every /metrics endpoint",
+                _prometheus_command, lambda: _http_ok(f"{settings.prometheus_base}/-/ready")),
+        Service("api", settings.api_port, "FastAPI control plane", lambda: _lab("api"),
+                lambda: _http_ok(f"{settings.api_base}/health"), infra=False),
+        Service("spark-vod", settings.spark_vod_metrics_port, "Spark VOD query (transcodes on executors)",
+                lambda: _lab("spark-job", "--query", "vod"),
+                lambda: _http_ok(f"http://{H}:{settings.spark_vod_metrics_port}/metrics"), infra=False),
+        Service("spark-live", settings.spark_live_metrics_port, "Spark live query (rolling DVR playlist)",
+                lambda: _lab("spark-job", "--query", "live"),
+                lambda: _http_ok(f"http://{H}:{settings.spark_live_metrics_port}/metrics"), infra=False),
+        Service("producer", settings.producer_metrics_port, "VOD uploader + live encoder",
+                lambda: _lab("producer"),
+                lambda: _http_ok(f"http://{H}:{settings.producer_metrics_port}/metrics"), infra=False),
+        Service("jupyter", settings.jupyter_port, "JupyterLab with the lessons", _jupyter_command,
+                lambda: _http_ok(f"http://{H}:{settings.jupyter_port}/api/status?token={settings.jupyter_token}"),
+                infra=False),
+    ]
+    return {svc.name: svc for svc in services}

@@ -1,0 +1,67 @@
+"""What both queries share: turning a micro-batch into validated events, and the dead-letter topic.
+
+A bad event is published to the dead-letter topic with its reason and counted; it never stops a query
+and never vanishes (its offset is only committed by Spark after the dead-letter write succeeded).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cache
+
+from confluent_kafka import Producer
+from pyspark.sql import DataFrame
+
+from lab import events, metrics, topics
+from lab.config import settings
+
+log = logging.getLogger(__name__)
+
+KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
+
+
+@dataclass(frozen=True)
+class Received:
+    """A valid event and where it came from in Kafka (shown by the chunk-trace lesson)."""
+
+    event: events.VodChunkEvent | events.LiveChunkEvent | events.LiveEndEvent
+    partition: int
+    offset: int
+    kafka_timestamp_ms: int
+
+
+@cache
+def dead_letter_producer() -> Producer:
+    return topics.producer(**{"client.id": "lab-spark-dead-letter"})
+
+
+def split_batch(batch_df: DataFrame) -> list[Received]:
+    """Collect a batch's Kafka rows on the driver (they are ~500-byte metadata records), validate each;
+    the invalid ones go to the dead-letter topic. Returns the valid ones in Kafka order."""
+    rows = batch_df.select(*KAFKA_COLUMNS).collect()
+    valid: list[Received] = []
+    refused = 0
+    for row in sorted(rows, key=lambda r: (r.partition, r.offset)):
+        try:
+            event = events.decode(row.value)
+        except events.EventError as exc:
+            send_dead_letter(row.value, exc.reason, topic=row.topic, partition=row.partition, offset=row.offset)
+            refused += 1
+            continue
+        valid.append(Received(event, row.partition, row.offset, int(row.timestamp.timestamp() * 1000)))
+    if refused:
+        flush_dead_letters()
+    return valid
+
+
+def send_dead_letter(raw: bytes | None, reason: str, *, topic: str, partition: int, offset: int) -> None:
+    log.warning("dead-lettering %s[%d]@%d: %s", topic, partition, offset, reason)
+    value = events.dead_letter(raw, reason, topic=topic, partition=partition, offset=offset)
+    topics.publish(dead_letter_producer(), settings.dead_letter_topic, f"{topic}-{partition}", value)
+    metrics.dead_letters.labels(topic).inc()
+
+
+def flush_dead_letters() -> None:
+    if dead_letter_producer().flush(30):
+        raise RuntimeError("dead-letter topic did not acknowledge; the batch will be retried")
