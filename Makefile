@@ -21,7 +21,8 @@ setup: $(VENV)/.installed
 lab: setup
 	@$(LAB) up --ui-map
 
-test: setup
+test: $(VENV)/.installed
+	@$(LAB) setup --browser
 	@$(TEST_ENV) $(LAB) reset >/dev/null
 	@trap '$(TEST_ENV) $(LAB) down >/dev/null' EXIT; \
 	 $(TEST_ENV) $(LAB) up && $(TEST_ENV) $(VENV)/bin/python -m pytest tests

@@ -31,6 +31,8 @@ def cmd_setup(args: argparse.Namespace) -> None:
     from lab.stack import tools
 
     tools.ensure_all()
+    if args.browser:
+        tools.chromium()
     from lab.producer.clips import ensure_sample_clips
 
     ensure_sample_clips(report=tools.step)
@@ -54,9 +56,11 @@ def cmd_down(args: argparse.Namespace) -> None:
 def cmd_status(args: argparse.Namespace) -> None:
     from lab import stack
 
-    rows = [(s.name, s.pid or "-", s.port, "healthy" if s.healthy else ("UNHEALTHY" if s.pid else "stopped"))
-            for s in stack.status()]
-    _table(rows, ("service", "pid", "port", "health"))
+    rows = stack.status()
+    table = [(s.name, s.pid or "-", s.port, "healthy" if s.healthy else ("UNHEALTHY" if s.pid else "stopped"),
+              f"{s.rss_bytes / 2**20:.0f} MiB" if s.pid else "-") for s in rows]
+    _table(table, ("service", "pid", "port", "health", "rss"))
+    _print(f"total RSS of the running stack: {sum(s.rss_bytes for s in rows) / 2**30:.2f} GiB")
 
 
 def cmd_logs(args: argparse.Namespace) -> None:
@@ -139,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("setup", cmd_setup, "fetch or build every tool once, make the sample clips")
+    p = add("setup", cmd_setup, "fetch or build every tool once, make the sample clips")
+    p.add_argument("--browser", action="store_true", help="also install Chromium for the browser test")
     p = add("up", cmd_up, "start the embedded stack (or only the named services)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
     p.add_argument("--ui-map", action="store_true", help="print the UI access map when ready")

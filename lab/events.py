@@ -96,6 +96,7 @@ class LiveEndEvent(_Event):
 
 Event = Annotated[VodChunkEvent | LiveChunkEvent | LiveEndEvent, Field(discriminator="event_type")]
 _EVENT = TypeAdapter(Event)
+EVENT_TYPES = ("vod_chunk", "live_chunk", "live_end")
 
 
 def encode(event: _Event) -> bytes:
@@ -116,7 +117,10 @@ def decode(raw: bytes | str | None) -> VodChunkEvent | LiveChunkEvent | LiveEndE
         event = _EVENT.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "value"
+        loc = [str(p) for p in first["loc"]]
+        if loc and loc[0] in EVENT_TYPES:  # the union tag pydantic puts in front of the field
+            loc = loc[1:]
+        field = ".".join(loc) or ("event_type" if first["type"].startswith("union_tag") else "value")
         raise EventError(f"{field}: {first['msg']}") from None
     if event.published_at_ms > now_ms() + CLOCK_SKEW_MS:
         raise EventError("published_at_ms: more than a day in the future")

@@ -19,6 +19,7 @@ class ServiceStatus:
     port: int
     healthy: bool
     purpose: str
+    rss_bytes: int = 0
 
 
 def selected(names: list[str] | None = None) -> list[Service]:
@@ -59,7 +60,8 @@ def status() -> list[ServiceStatus]:
     rows = []
     for svc in all_services().values():
         pid = supervisor.running_pid(svc.name)
-        rows.append(ServiceStatus(svc.name, pid, svc.port, bool(pid) and supervisor.safe_healthy(svc), svc.purpose))
+        rss = supervisor.group_rss_bytes(pid) if pid else 0
+        rows.append(ServiceStatus(svc.name, pid, svc.port, bool(pid) and supervisor.safe_healthy(svc), svc.purpose, rss))
     return rows
 
 

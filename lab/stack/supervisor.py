@@ -149,6 +149,21 @@ def stop(name: str, grace_s: float = 15.0) -> bool:
     return True
 
 
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of a service's whole process group (JVM, Python workers, ffmpeg children)."""
+    total = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return total
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

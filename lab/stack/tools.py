@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -199,6 +200,22 @@ def hlsjs() -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(member.read())
     return dest
+
+
+def chromium() -> str:
+    """Debian's Chromium for the browser test (Playwright drives it; no browser download from elsewhere)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    if not apt or os.geteuid() != 0:
+        raise ToolError("chromium not found: the browser test needs it (Debian: apt-get install chromium; "
+                        "macOS: brew install --cask chromium)")
+    step("installing Debian's chromium for the browser test (once)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run([apt, "update", "-qq"], "apt-get update", env=env)
+    run([apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"], "apt-get install chromium", env=env)
+    return shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def ensure_all() -> None:
