@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     jupyter_port: int = Field(8888, ge=1, le=65535)
     jupyter_token: str = "lab-dev-token"
 
+    @field_validator("lab_state_dir", "lab_tools_dir")
+    @classmethod
+    def _under_root(cls, value: Path) -> Path:
+        """Relative paths in .env are relative to the repository, whatever the working directory."""
+        return value if value.is_absolute() else ROOT / value
+
     @field_validator("vod_ladder")
     @classmethod
     def _known_rungs(cls, value: str) -> str:
