@@ -22,7 +22,7 @@ lab: setup
 	@$(LAB) up --ui-map
 
 test: $(VENV)/.installed
-	@$(LAB) setup --browser
+	@$(LAB) setup --for-tests
 	@$(TEST_ENV) $(LAB) reset >/dev/null
 	@trap '$(TEST_ENV) $(LAB) down >/dev/null' EXIT; \
 	 $(TEST_ENV) $(LAB) up && $(TEST_ENV) $(VENV)/bin/python -m pytest tests

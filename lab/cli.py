@@ -31,8 +31,9 @@ def cmd_setup(args: argparse.Namespace) -> None:
     from lab.stack import tools
 
     tools.ensure_all()
-    if args.browser:
+    if args.for_tests:
         tools.chromium()
+        tools.compose_plugin()
     from lab.producer.clips import ensure_sample_clips
 
     ensure_sample_clips(report=tools.step)
@@ -144,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("setup", cmd_setup, "fetch or build every tool once, make the sample clips")
-    p.add_argument("--browser", action="store_true", help="also install Chromium for the browser test")
+    p.add_argument("--for-tests", action="store_true",
+                   help="also what only the tests need: Chromium, the docker compose plugin")
     p = add("up", cmd_up, "start the embedded stack (or only the named services)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
     p.add_argument("--ui-map", action="store_true", help="print the UI access map when ready")

@@ -33,6 +33,8 @@ variants_generated = Counter("vod_variants_generated", "Rendition segments writt
 playlist_writes = Counter("playlist_writes", "Playlists written to the manifests bucket", ["kind"])
 batch_duration = Histogram("spark_batch_duration_seconds", "Wall time of one foreachBatch call", ["query"],
                            buckets=LATENCY_BUCKETS)
+live_batch_stage = Histogram("live_batch_stage_seconds", "Where a live batch spends its time, per stage",
+                             ["stage"], buckets=LATENCY_BUCKETS)
 consumer_lag = Gauge("kafka_consumer_lag", "Offsets behind the latest, per query (from Spark's progress)",
                      ["query"])
 

@@ -174,7 +174,10 @@ def go_binary(name: str) -> Path:
         (src / "build" / "version" / "version.txt").write_text(tool.version + "\n")
     tool.binary.parent.mkdir(parents=True, exist_ok=True)
     partial = tool.binary.with_name(tool.binary.name + ".partial")
-    run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(partial), tool.package], f"building {tool.name}", cwd=src)
+    # GOWORK=off: Prometheus's module zip carries a go.work naming folders the zip leaves out
+    env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=mod"}
+    run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(partial), tool.package], f"building {tool.name}",
+        cwd=src, env=env)
     partial.rename(tool.binary)
     shutil.rmtree(src, ignore_errors=True)
     return tool.binary
@@ -216,6 +219,29 @@ def chromium() -> str:
     run([apt, "update", "-qq"], "apt-get update", env=env)
     run([apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"], "apt-get install chromium", env=env)
     return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def compose_plugin() -> None:
+    """`docker compose config` is part of the tests (the container stack is checked without an engine).
+    Docker's client may lack the compose plugin: build the pinned one from the Go module proxy. Its go.mod
+    has `exclude` directives, so `go install module@version` refuses it; it is built from a copy."""
+    docker = require("docker", "install the Docker CLI (Debian: apt-get install docker.io; an engine is not needed)")
+    if subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return
+    go = require("go", "install Go 1.24+ (https://go.dev/doc/install)")
+    version = pin("compose")
+    step(f"building the docker compose plugin {version} with Go (once)")
+    info = json.loads(run([go, "mod", "download", "-json", f"github.com/docker/compose/v5@{version}"],
+                          "downloading docker compose"))
+    dest = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "compose"
+        shutil.copytree(info["Dir"], src)
+        for path in [src, *src.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+        run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(dest), "./cmd"], "building docker compose",
+            cwd=src, env={**os.environ, "GOWORK": "off"})
 
 
 def ensure_all() -> None:

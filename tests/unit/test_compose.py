@@ -1,0 +1,478 @@
+"""The container stack, checked without a Docker engine (these machines have only the docker client).
+
+`docker compose config` must accept docker-compose.yml with the committed .env; images are pinned; every
+service another waits for has a health check; host ports and credentials come from .env; every `lab X` the
+images run is a subcommand the CLI knows; the dashboard and alert rules use only metrics the code exports.
+The helpers that read metric names out of PromQL are shared with tests/integration/test_dashboard_metrics.py,
+which checks the same names against the live /metrics of the embedded API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.versions import pin
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_FILE = ROOT / ".env"
+DEPLOY = ROOT / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "pipeline.json"
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+DOCKERFILES = sorted(DEPLOY.glob("*.Dockerfile"))
+
+# Series the dashboard and rules read from other programs than the lab (and so not in lab/metrics.py).
+EXTERNAL_METRICS = {
+    "up": "Prometheus itself (one series per scrape target)",
+    "kafka_topic_partition_current_offset": "danielqsj/kafka-exporter",
+    "mongodb_ss_opcounters": "percona/mongodb_exporter (serverStatus opcounters)",
+}
+
+SERVICES = {"kafka", "s3", "lab-init", "mongodb", "spark-master", "spark-worker", "spark-job", "api",
+            "producer", "jupyter", "prometheus", "grafana", "redpanda-console", "mongo-express",
+            "kafka-exporter", "mongodb-exporter"}
+SECRET_KEYS = ("S3_ACCESS_KEY", "S3_SECRET_KEY", "GRAFANA_PASSWORD", "LAB_API_KEY", "URL_SIGNING_SECRET",
+               "JUPYTER_TOKEN")
+CREDENTIAL_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|ACCESS_KEY|API_KEY|_USER|USERNAME)$")
+VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}")
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+def env_file() -> dict[str, str]:
+    """The committed .env (KEY=value, `#` comments), as compose reads it for interpolation."""
+    values = {}
+    for line in ENV_FILE.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        values[key.strip()] = re.split(r"\s+#", value, maxsplit=1)[0].strip()
+    return values
+
+
+@cache
+def compose_config() -> dict:
+    """`docker compose config` as JSON, with the committed .env and none of the caller's variables."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.fail("the `docker` client is not on PATH: these checks need `docker compose config` "
+                    "(client only, no engine). Install the Docker CLI (docker-ce-cli, or Debian's docker.io) "
+                    "and its compose plugin (see deploy/README-containers.md, 'Checking the stack without "
+                    "Docker').", pytrace=False)
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_CONFIG", "TMPDIR")}
+    proc = subprocess.run([docker, "compose", "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
+                           "--env-file", str(ENV_FILE), "config", "--format", "json"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    no_plugin = "is not a docker command" in proc.stderr or "unknown command" in proc.stderr
+    if proc.returncode != 0 and no_plugin:
+        pytest.fail("the docker client has no compose plugin: `docker compose version` fails. Install it "
+                    "(see deploy/README-containers.md, 'Checking the stack without Docker').", pytrace=False)
+    assert proc.returncode == 0, f"docker compose config failed:\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+@cache
+def compose_source() -> dict:
+    """docker-compose.yml as written (anchors merged, `${...}` not yet interpolated)."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def argv_of(command: object) -> list[str]:
+    if command is None:
+        return []
+    return command.split() if isinstance(command, str) else [str(c) for c in command]
+
+
+def lab_argv(argv: list[str]) -> list[str] | None:
+    """The arguments after `lab` when a command runs the lab CLI (`lab X`, `python -m lab X`), else None."""
+    if argv and Path(argv[0]).name == "lab":
+        return argv[1:]
+    if len(argv) >= 3 and Path(argv[0]).name.startswith("python") and argv[1:3] == ["-m", "lab"]:
+        return argv[3:]
+    return None
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, rest) with continuation lines joined, comments and heredoc bodies skipped."""
+    out: list[tuple[str, str]] = []
+    lines = iter(path.read_text().splitlines())
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        while line.rstrip().endswith("\\"):
+            line = line.rstrip()[:-1] + " " + next(lines, "").strip()
+        word, _, rest = line.strip().partition(" ")
+        out.append((word.upper(), rest.strip()))
+        heredoc = re.search(r"<<-?'?\"?(\w+)'?\"?", rest)
+        if heredoc:
+            for body in lines:
+                if body.strip() == heredoc.group(1):
+                    break
+    return out
+
+
+def image_is_pinned(image: str) -> bool:
+    if "@sha256:" in image:
+        return True
+    name = image.rsplit("/", 1)[-1]
+    return ":" in name and name.split(":", 1)[1] not in ("", "latest")
+
+
+PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+                   "unless", "offset", "inf", "nan", "start", "end"}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression reads (not functions, keywords, labels, durations or numbers)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
+    text = re.sub(r"\$\{?\w+\}?", "1m", text)                       # Grafana variables ($__rate_interval)
+    text = re.sub(r"\{[^}]*\}", " ", text)                            # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)                           # ranges and subqueries
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word = match.group(0)
+        if text[match.end():].lstrip().startswith("(") or word.lower() in PROMQL_KEYWORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def dashboard_exprs(dashboard: dict | None = None) -> list[str]:
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("expr"), str):
+                found.append(node["expr"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(dashboard if dashboard is not None else json.loads(DASHBOARD.read_text()))
+    return found
+
+
+def rule_exprs() -> list[str]:
+    exprs = []
+    for path in (PROMETHEUS_CONFIG, ALERTS):
+        doc = yaml.safe_load(path.read_text()) or {}
+        for group in doc.get("groups", []):
+            exprs += [rule["expr"] for rule in group.get("rules", [])]
+    return exprs
+
+
+def referenced_metrics() -> dict[str, set[str]]:
+    """metric name -> the files that use it, over the dashboard and the Prometheus config and rules."""
+    used: dict[str, set[str]] = {}
+    for source, exprs in ((DASHBOARD.name, dashboard_exprs()), (ALERTS.name, rule_exprs())):
+        for expr in exprs:
+            for name in promql_metric_names(expr):
+                used.setdefault(name, set()).add(source)
+    return used
+
+
+def exported_series_names(exposition: str) -> set[str]:
+    """Every series name a /metrics text can produce, from its TYPE lines (so labelled metrics that have not
+    been used yet count too) and its samples."""
+    suffixes = {"counter": ("", "_total", "_created"), "gauge": ("",), "untyped": ("",), "unknown": ("",),
+                "info": ("", "_info"), "stateset": ("",),
+                "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "summary": ("", "_sum", "_count", "_created"),
+                "gaugehistogram": ("_bucket", "_gsum", "_gcount")}
+    names = set()
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(maxsplit=3)
+            base = name.removesuffix("_total") if kind.strip() == "counter" else name
+            names |= {base + s for s in suffixes.get(kind.strip(), ("",))} | {name}
+        elif line and not line.startswith("#"):
+            match = re.match(r"[A-Za-z_:][A-Za-z0-9_:]*", line)
+            if match:
+                names.add(match.group(0))
+    return names
+
+
+def missing_metrics(exposition: str) -> dict[str, set[str]]:
+    exported = exported_series_names(exposition)
+    return {name: files for name, files in referenced_metrics().items()
+            if name not in exported and name not in EXTERNAL_METRICS}
+
+
+# --- compose -----------------------------------------------------------------------------------------
+
+def test_compose_config_accepts_the_committed_env():
+    config = compose_config()
+    assert set(config["services"]) == SERVICES
+
+
+def test_every_variable_compose_reads_is_in_env():
+    env = env_file()
+    used = set(VARIABLE.findall(COMPOSE_FILE.read_text()))
+    assert used, "docker-compose.yml reads no variable from .env"
+    assert not used - set(env), f"docker-compose.yml reads variables .env lacks: {sorted(used - set(env))}"
+
+
+def test_every_image_is_pinned():
+    unpinned = [f"{name}: {svc.get('image')}" for name, svc in compose_config()["services"].items()
+                if not image_is_pinned(svc.get("image", ""))]
+    for path in DOCKERFILES:
+        stages = set()
+        for word, rest in dockerfile_instructions(path):
+            if word != "FROM":
+                continue
+            parts = [p for p in rest.split() if not p.startswith("--")]
+            if parts[0] not in stages and not image_is_pinned(parts[0]):
+                unpinned.append(f"{path.name}: FROM {parts[0]}")
+            if len(parts) >= 3 and parts[1].lower() == "as":
+                stages.add(parts[2])
+    assert not unpinned, f"images without a pinned tag: {unpinned}"
+
+
+def test_dockerfiles_exist_for_every_build():
+    for name, svc in compose_config()["services"].items():
+        if "build" in svc:
+            dockerfile = Path(svc["build"]["context"]) / svc["build"].get("dockerfile", "Dockerfile")
+            assert dockerfile.is_file(), f"{name} builds from {dockerfile}, which does not exist"
+            assert dockerfile.parent == DEPLOY, f"{name}: Dockerfiles live in deploy/"
+
+
+def test_every_dependency_is_healthy_or_completed_before_its_dependents_start():
+    services = compose_config()["services"]
+    problems = []
+    for name, svc in services.items():
+        for dep, rule in (svc.get("depends_on") or {}).items():
+            condition = rule.get("condition")
+            if condition == "service_completed_successfully":
+                continue
+            if condition != "service_healthy":
+                problems.append(f"{name} waits for {dep} with {condition!r}, not service_healthy")
+            check = services[dep].get("healthcheck") or {}
+            if not check.get("test") or check.get("disable"):
+                problems.append(f"{name} depends on {dep}, which has no health check")
+    assert not problems, "\n".join(problems)
+
+
+def test_lab_init_provisions_and_the_apps_wait_for_it():
+    services = compose_config()["services"]
+    assert services["lab-init"]["command"] == ["lab", "provision"]
+    for name in ("api", "producer", "spark-job"):
+        assert services[name]["depends_on"]["lab-init"]["condition"] == "service_completed_successfully", name
+
+
+def test_host_ports_come_from_env():
+    bad = []
+    for name, svc in compose_source()["services"].items():
+        for port in svc.get("ports", []):
+            spec = port if isinstance(port, str) else str(port.get("published", ""))
+            host = spec.rsplit(":", 1)[0] if isinstance(port, str) else spec
+            host = re.sub(r"^(127\.0\.0\.1|0\.0\.0\.0|\[::1?\]):", "", host)
+            if not re.fullmatch(r"\$\{[A-Z0-9_]+\}", host):
+                bad.append(f"{name}: {spec}")
+    assert not bad, f"host ports not taken from .env: {bad}"
+
+
+def test_credentials_come_from_env():
+    bad = []
+    for name, svc in compose_source()["services"].items():
+        environment = svc.get("environment") or {}
+        if isinstance(environment, list):
+            environment = dict(item.split("=", 1) for item in environment)
+        for key, value in environment.items():
+            if CREDENTIAL_NAME.search(key) and not re.fullmatch(r"\$\{[A-Z0-9_]+\}", str(value)):
+                bad.append(f"{name}: {key}={value}")
+    assert not bad, f"credentials not taken from .env: {bad}"
+    env = env_file()
+    files = [COMPOSE_FILE, *DOCKERFILES, PROMETHEUS_CONFIG, ALERTS, DASHBOARD,
+             *(DEPLOY / "grafana" / "provisioning").rglob("*.yml")]
+    for key in SECRET_KEYS:
+        secret = re.compile(rf"(?<![\w-]){re.escape(env[key])}(?![\w-])")
+        leaked = [p.relative_to(ROOT).as_posix() for p in files if secret.search(p.read_text())]
+        assert not leaked, f"the value of {key} is written literally in {leaked}: use ${{{key}}}"
+
+
+def test_every_lab_command_is_a_cli_subcommand():
+    from lab.cli import build_parser
+
+    parser = build_parser()
+    commands = []
+    for name, svc in compose_config()["services"].items():
+        argv = argv_of(svc.get("entrypoint")) + argv_of(svc.get("command"))
+        args = lab_argv(argv)
+        if args is not None:
+            commands.append((f"docker-compose.yml {name}", args))
+    for path in DOCKERFILES:
+        for word, rest in dockerfile_instructions(path):
+            if word in ("CMD", "ENTRYPOINT") and rest.startswith("["):
+                args = lab_argv(json.loads(rest))
+                if args is not None:
+                    commands.append((path.name, args))
+    assert commands, "no service runs the lab CLI"
+    for where, args in commands:
+        if args and args[0].startswith("-"):
+            continue  # `lab --help`
+        try:
+            parser.parse_args(args)
+        except SystemExit:
+            pytest.fail(f"{where}: `lab {' '.join(args)}` is not a command the lab CLI accepts",
+                        pytrace=False)
+
+
+def test_the_apps_run_the_same_entrypoints_as_embedded_mode():
+    services = compose_config()["services"]
+    assert services["api"]["command"][:2] == ["lab", "api"]
+    assert services["producer"]["command"][:2] == ["lab", "producer"]
+    assert services["spark-job"]["command"] == ["lab", "spark-job", "--query", "all"]
+    lab_image = services["api"]["image"]
+    assert {services[s]["image"] for s in ("api", "producer", "jupyter", "lab-init")} == {lab_image}
+    assert {services[s]["image"] for s in ("spark-master", "spark-worker", "spark-job")} == {
+        services["spark-job"]["image"]}
+
+
+def test_spark_job_submits_to_the_compose_master_and_can_be_called_back():
+    services = compose_config()["services"]
+    job = services["spark-job"]
+    assert job["environment"]["SPARK_MASTER"] == "spark://spark-master:7077"
+    assert job["environment"]["LAB_HOST"] == "0.0.0.0"
+    # lab.streaming.session uses the host name as spark.driver.host when binding to 0.0.0.0
+    assert job.get("hostname") == "spark-job"
+    assert "spark-master:7077" in " ".join(services["spark-worker"]["command"])
+    spark = (DEPLOY / "spark.Dockerfile").read_text()
+    jars = re.search(r"ENV LAB_SPARK_JARS=(\S+)", spark)
+    assert jars, "spark.Dockerfile must set LAB_SPARK_JARS"
+    version = pyspark_pin()
+    assert all(version in jar for jar in jars.group(1).split(",") if "spark" in Path(jar).name)
+
+
+def test_jupyter_mounts_the_notebooks_and_takes_its_token_from_env():
+    jupyter = compose_config()["services"]["jupyter"]
+    assert any(v["source"] == str(ROOT / "notebooks") for v in jupyter.get("volumes", []))
+    assert jupyter["environment"]["JUPYTER_TOKEN"] == env_file()["JUPYTER_TOKEN"]
+
+
+def test_infrastructure_keeps_its_data_in_named_volumes():
+    services = compose_config()["services"]
+    for name in ("kafka", "s3", "mongodb", "prometheus", "grafana"):
+        kinds = {v["type"] for v in services[name].get("volumes", [])}
+        assert "volume" in kinds, f"{name} keeps its data in no named volume"
+
+
+def pyspark_pin() -> str:
+    text = (ROOT / "pyproject.toml").read_text()
+    return re.search(r'"pyspark==([\w.]+)"', text).group(1)
+
+
+def test_images_follow_the_versions_pinned_in_pyproject():
+    services = compose_config()["services"]
+    assert services["kafka"]["image"] == f"apache/kafka:{pin('kafka')}"
+    assert services["mongodb"]["image"].startswith("mongo:7.0.")
+    # Prometheus' Go module tag v0.3MM.P is release 3.MM.P
+    major, minor, patch = re.fullmatch(r"v0\.(\d)(\d\d)\.(\d+)", pin("prometheus")).groups()
+    assert services["prometheus"]["image"] == f"prom/prometheus:v{major}.{int(minor)}.{patch}"
+    seaweed = (DEPLOY / "seaweedfs.Dockerfile").read_text()
+    assert f"ARG SEAWEEDFS_VERSION={pin('seaweedfs')}" in seaweed
+    assert f"ARG HLSJS_VERSION={pin('hlsjs')}" in (DEPLOY / "lab.Dockerfile").read_text()
+
+
+# --- Prometheus and Grafana -----------------------------------------------------------------------------
+
+def test_prometheus_scrapes_every_lab_process_and_exporter():
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    targets = {job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+               for job in config["scrape_configs"]}
+    for job in ("api", "producer", "spark-job", "kafka-exporter", "mongodb-exporter", "seaweedfs"):
+        assert targets.get(job), f"Prometheus does not scrape {job}"
+    services = compose_config()["services"]
+    for job, hosts in targets.items():
+        for target in hosts:
+            host = target.split(":")[0]
+            assert host == "localhost" or host in services, f"{job} scrapes {target}: no such service"
+    assert "/etc/prometheus/alerts.yml" in config.get("rule_files", [])
+    mounts = {v["target"]: v["source"] for v in services["prometheus"]["volumes"]}
+    assert mounts["/etc/prometheus"] == str(PROMETHEUS_CONFIG.parent)
+
+
+def test_lab_metric_ports_match_the_scrape_targets():
+    env = compose_config()["services"]
+    assert env["api"]["environment"]["API_PORT"] == "8000"
+    assert env["producer"]["environment"]["PRODUCER_METRICS_PORT"] == "8765"
+    assert env["spark-job"]["environment"]["SPARK_VOD_METRICS_PORT"] == "8766"  # `--query all` serves here
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_dashboard():
+    services = compose_config()["services"]
+    mounts = {v["target"]: Path(v["source"]) for v in services["grafana"]["volumes"] if v["type"] == "bind"}
+    provisioning = mounts["/etc/grafana/provisioning"]
+    datasources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    uids = {d["uid"] for d in datasources}
+    assert any(d["url"] == "http://prometheus:9090" for d in datasources)
+    providers = yaml.safe_load((provisioning / "dashboards" / "dashboard.yml").read_text())["providers"]
+    path = providers[0]["options"]["path"]
+    assert mounts[path] == DASHBOARD.parent
+    dashboard = json.loads(DASHBOARD.read_text())
+    refs = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ds = node.get("datasource")
+            if isinstance(ds, dict) and "uid" in ds:
+                refs.add(ds["uid"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(dashboard)
+    assert refs and refs <= uids, f"dashboard uses datasources {refs - uids} that are not provisioned"
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == env_file()["GRAFANA_PASSWORD"]
+
+
+def test_dashboard_has_the_reference_panels():
+    exprs = " ".join(dashboard_exprs())
+    for needed in ("producer_messages_total", 'stream_type="live"', 'stream_type="vod"',
+                   "live_chunk_gaps_total", "chunk_checksum_failures_total", "catalog_operations_total",
+                   "s3_bucket_bytes",
+                   "api_requests_total", "api_request_duration_seconds_bucket", "kafka_consumer_lag",
+                   "vod_transcode_seconds", "dead_letter_events_total"):
+        assert needed in exprs, f"no dashboard panel reads {needed}"
+    for q in ("0.5", "0.95", "0.99"):
+        assert f"histogram_quantile({q}, sum by (le) (rate(chunk_processing_latency_seconds_bucket" in exprs
+
+
+@pytest.mark.parametrize(("expr", "names"), [
+    ('sum by (stream_type) (rate(producer_messages_total[$__rate_interval]))', {"producer_messages_total"}),
+    ('histogram_quantile(0.95, sum by (le) '
+     '(rate(chunk_processing_latency_seconds_bucket{stream_type="live"}[2m]))) > 2',
+     {"chunk_processing_latency_seconds_bucket"}),
+    ("sum(rate(a_sum[5m])) / sum(rate(a_count[5m])) * 1e6", {"a_sum", "a_count"}),
+    ('up == 0 and on (job) b_total offset 5m', {"up", "b_total"}),
+    ('sum(x{route=~"/vod/.*"}) without (instance)', {"x"}),
+])
+def test_promql_metric_names(expr, names):
+    assert promql_metric_names(expr) == names
+
+
+def test_dashboard_and_rules_use_only_metrics_the_code_exports():
+    """In-process twin of tests/integration/test_dashboard_metrics.py, on the exposition of lab/metrics.py."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    import lab.metrics  # noqa: F401  (registers every metric of the lab)
+
+    used = referenced_metrics()
+    assert len(used) > 10
+    missing = missing_metrics(generate_latest(REGISTRY).decode())
+    assert not missing, f"metrics the dashboard/rules read but lab/metrics.py does not export: {missing}"
