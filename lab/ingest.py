@@ -78,7 +78,10 @@ def ingest(stream: BinaryIO, filename: str, title: str, prod: Producer) -> Inges
         info = check_source(source)
         stream_id = events.new_vod_id()
         rungs = [r.name for r in media.ladder_for(info.height, settings.ladder)]
-        segments = media.cut_segments(source, workdir / "raw", settings.vod_segment_seconds, info)
+        try:
+            segments = media.cut_segments(source, workdir / "raw", settings.vod_segment_seconds, info)
+        except media.FfmpegError as exc:  # probed fine, but ffmpeg cannot read it through
+            raise IngestError(422, "file", f"cannot be cut into segments: {exc}") from None
         try:
             _store(stream_id, source, segments)
             _register(stream_id, title, info, segments, rungs)
