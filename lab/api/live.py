@@ -48,7 +48,8 @@ async def end(body: StreamEnd, producer: ProducerDep) -> StreamEnding:
     topics.publish(producer, settings.live_topic, body.stream_id, events.encode(marker))
     if await run_in_threadpool(producer.flush, 10):
         raise HTTPException(503, "kafka: the end marker was not acknowledged; try again")
-    return StreamEnding(stream_id=body.stream_id, status="live", end_marker=f"{settings.live_topic} key={body.stream_id}")
+    return StreamEnding(stream_id=body.stream_id, status="live",
+                        end_marker=f"{settings.live_topic} key={body.stream_id}")
 
 
 def live_stream(stream_id: str) -> dict:

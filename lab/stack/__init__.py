@@ -61,7 +61,8 @@ def status() -> list[ServiceStatus]:
     for svc in all_services().values():
         pid = supervisor.running_pid(svc.name)
         rss = supervisor.group_rss_bytes(pid) if pid else 0
-        rows.append(ServiceStatus(svc.name, pid, svc.port, bool(pid) and supervisor.safe_healthy(svc), svc.purpose, rss))
+        healthy = bool(pid) and supervisor.safe_healthy(svc)
+        rows.append(ServiceStatus(svc.name, pid, svc.port, healthy, svc.purpose, rss))
     return rows
 
 

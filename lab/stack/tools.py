@@ -46,7 +46,8 @@ def require(program: str, hint: str) -> str:
 
 
 def java() -> str:
-    exe = require("java", "install Java 17+ (Debian: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)")
+    exe = require("java", "install Java 17+ (Debian: apt-get install openjdk-17-jre-headless; "
+                          "macOS: brew install openjdk@17)")
     out = subprocess.run([exe, "-version"], capture_output=True, text=True).stderr
     match = re.search(r'version "(\d+)', out)
     if not match or int(match.group(1)) < 17:
