@@ -24,6 +24,7 @@ STREAM_DOC = -1  # chunk_index of a stream's own document: it sorts before every
 
 VOD = "vod_metadata"
 LIVE = "live_metadata"
+LIVE_STATE = "live_state"  # the live query's own state: one insert-only document per stream per batch
 
 VOD_STATUSES = ("uploaded", "processing", "transcoding", "ready", "failed")
 LIVE_STATUSES = ("live", "vod")
@@ -54,17 +55,27 @@ def ensure_indexes() -> None:
         coll.create_index([("status", ASCENDING)], name="status")
 
 
+def doc_id(stream_id: str, chunk_index: int) -> str:
+    """A document's `_id`, derived from its natural key. Why: FerretDB's SQLite backend answers an
+    equality on `_id` alone from its primary key; any other filter (even `_id` plus one more field) scans
+    and decodes the whole collection: measured 6 s at 5000 documents on a busy 2-core machine."""
+    return f"{stream_id}/{chunk_index}"
+
+
 def upsert(name: str, stream_id: str, chunk_index: int, fields: dict[str, Any],
            on_insert: dict[str, Any] | None = None) -> None:
-    """Idempotent write keyed by (stream_id, chunk_index)."""
-    update: dict[str, Any] = {"$set": fields}
-    if on_insert:
-        update["$setOnInsert"] = on_insert
+    """Idempotent write keyed by (stream_id, chunk_index); a new document gets `doc_id` as its `_id`."""
+    update: dict[str, Any] = {"$set": fields,
+                              "$setOnInsert": {"_id": doc_id(stream_id, chunk_index), **(on_insert or {})}}
     collection(name).update_one({"stream_id": stream_id, "chunk_index": chunk_index}, update, upsert=True)
 
 
 def stream_doc(name: str, stream_id: str) -> dict[str, Any] | None:
-    return collection(name).find_one({"stream_id": stream_id, "chunk_index": STREAM_DOC}, {"_id": 0})
+    coll = collection(name)
+    doc = coll.find_one({"_id": doc_id(stream_id, STREAM_DOC)}, {"_id": 0})
+    if doc is None:  # a document written before `_id`s were derived from the key (slow: a scan)
+        doc = coll.find_one({"stream_id": stream_id, "chunk_index": STREAM_DOC}, {"_id": 0})
+    return doc
 
 
 def chunk_docs(name: str, stream_id: str, **filters: Any) -> list[dict[str, Any]]:

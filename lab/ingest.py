@@ -120,7 +120,10 @@ def _register(stream_id: str, title: str, info: media.SourceInfo, segments: list
         "rungs_planned": rungs, "keyframe_aligned": True,
         "audio_track_id": f"audio-{stream_id}", "video_track_id": f"video-{stream_id}",
     })
-    docs = [{"stream_id": stream_id, "chunk_index": s.index, "status": "uploaded",
+    # `_id` from the natural key: the VOD query then reads and writes each document by its primary key
+    # (catalog.doc_id says why that matters on FerretDB).
+    docs = [{"_id": catalog.doc_id(stream_id, s.index), "stream_id": stream_id, "chunk_index": s.index,
+             "status": "uploaded",
              "raw_key": storage.raw_segment_key(stream_id, s.index), "raw_sha256": s.sha256,
              "size_bytes": s.size_bytes, "start_ms": round(s.start_s * 1000), "duration_ms": round(s.duration_s * 1000)}
             for s in segments]

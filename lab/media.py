@@ -170,6 +170,12 @@ class SourceInfo:
 PROBE_WINDOW_S = 30.0
 TAIL_WINDOW_S = 10.0
 TRUNCATION_TOLERANCE_S = 0.5
+# Demuxers that turn text into "media": `tty` draws any .txt file as ANSI-art video (a text upload would be
+# accepted and transcoded), and playlists make ffmpeg open the files or URLs named inside the upload.
+NOT_MEDIA_FORMATS = {"tty": "it is text", "hls": "it is a playlist", "concat": "it is a playlist",
+                     "dash": "it is a playlist"}
+# Probing reads only the uploaded file itself: no network, whatever the file names inside it.
+_PROBE_OPTIONS = {"protocol_whitelist": "file"}
 
 
 def probe(path: Path | str) -> SourceInfo:
@@ -180,7 +186,7 @@ def probe(path: Path | str) -> SourceInfo:
     if size == 0:
         raise MediaError("the file is empty")
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(str(path), metadata_errors="ignore", options=_PROBE_OPTIONS) as container:
             info = _probe_open(container, size)
     except av.FFmpegError as exc:
         raise MediaError(f"not a readable media file ({_av_reason(exc)})") from None
@@ -206,6 +212,9 @@ def _av_reason(exc: av.FFmpegError) -> str:
 
 
 def _probe_open(container: av.container.InputContainer, size: int) -> SourceInfo:
+    if container.format.name in NOT_MEDIA_FORMATS:
+        raise MediaError(f"not a readable media file ({NOT_MEDIA_FORMATS[container.format.name]}: "
+                         f"ffmpeg's {container.format.name} demuxer)")
     video = next((s for s in container.streams.video if not _is_cover_art(s)), None)
     if video is None:
         raise MediaError("no video stream")

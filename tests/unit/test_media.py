@@ -103,6 +103,17 @@ def test_probe_rejects_a_text_file(tmp_path: Path) -> None:
     assert exc.value.field == "file"
 
 
+@pytest.mark.parametrize(("name", "text"), [
+    ("notes.txt", "this is not a video\n" * 50),  # ffmpeg's tty demuxer would draw it as ANSI-art video
+    ("list.m3u8", "#EXTM3U\n#EXTINF:2,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n"),  # names other files
+])
+def test_probe_rejects_text_that_ffmpeg_would_read_as_media(tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(media.MediaError, match="not a readable media file"):
+        media.probe(path)
+
+
 def test_probe_rejects_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.mp4"
     path.touch()
