@@ -48,6 +48,8 @@ def build(app_name: str, *, ui_port: int | None = None, master: str | None = Non
         # transcode that failed twice means the segment is bad, and the stream is marked failed instead.
         .config("spark.task.maxFailures", "2")
         .config("spark.python.worker.reuse", "true")
+        # the daemon that forks Python workers preloads what the VOD segment tasks import (see vod.preload)
+        .config("spark.python.daemon.module", "lab.streaming.vod")
         .config("spark.driver.bindAddress", settings.lab_host)
         .config("spark.driver.host", _driver_host())
         .config("spark.ui.showConsoleProgress", "false")
@@ -62,8 +64,9 @@ def build(app_name: str, *, ui_port: int | None = None, master: str | None = Non
 
 
 def kafka_stream(spark: SparkSession, topic: str, *, starting_offsets: str = "earliest",
-                 max_offsets_per_trigger: int | None = None):
-    """readStream from a Kafka topic through the spark-sql-kafka connector."""
+                 max_offsets_per_trigger: int | None = None, options: dict[str, str] | None = None):
+    """readStream from a Kafka topic through the spark-sql-kafka connector (`options`: more reader
+    options, e.g. `kafka.`-prefixed consumer settings)."""
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_servers)
@@ -73,4 +76,6 @@ def kafka_stream(spark: SparkSession, topic: str, *, starting_offsets: str = "ea
     )
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    for key, value in (options or {}).items():
+        reader = reader.option(key, value)
     return reader.load()
