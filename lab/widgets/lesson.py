@@ -1,0 +1,186 @@
+"""Small helpers the lessons share: a quiet notebook, the API client, waiting, background work, Spark.
+
+Lessons show widgets, tables and plots. Logs of the lab's modules go to a file in the stack's log folder
+(`logs/notebooks.log`) instead of the cells; a JVM started from a notebook gets /dev/null as its console.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from lab.config import settings
+
+T = TypeVar("T")
+QUIET_LOGGERS = ("lab", "py4j", "pyspark", "botocore", "boto3", "urllib3", "httpx", "httpcore", "s3transfer")
+
+
+def log_path() -> Path:
+    return settings.lab_state_dir / "logs" / "notebooks.log"
+
+
+def setup() -> None:
+    """Call once at the top of a lesson: logs to a file, matplotlib inline, readable pandas tables."""
+    path = log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.INFO if name == "lab" else logging.WARNING)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.run_line_magic("matplotlib", "inline")
+    except ImportError:
+        pass
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", 90)
+    pd.set_option("display.max_rows", 40)
+    pd.set_option("display.width", 160)
+
+
+def ok(message: str) -> None:
+    """The friendly line a "Check yourself" cell ends with."""
+    print(f"✓ {message}")  # noqa: T201 (the one line a learner is meant to read)
+
+
+def api(timeout: float = 120.0) -> httpx.Client:
+    """The control plane, with the API key write endpoints need."""
+    return httpx.Client(base_url=settings.api_base, headers={"X-API-Key": settings.lab_api_key},
+                        timeout=httpx.Timeout(timeout, connect=5.0))
+
+
+def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60.0, every: float = 0.5) -> T:
+    """Poll until `predicate()` is truthy and return it; TimeoutError naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(every)
+
+
+class Background:
+    """Runs `target(*args, **kwargs)` in a daemon thread; keeps its result or its error (never prints)."""
+
+    def __init__(self, target: Callable[..., Any], *args: Any, name: str = "lesson-background", **kwargs: Any):
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(target, args, kwargs), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, target: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        try:
+            self.result = target(*args, **kwargs)
+        except BaseException as exc:  # kept for the notebook to show, not printed from the thread
+            self.error = exc
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> Any:
+        """Wait for the result; re-raise the thread's error here, in the notebook's own cell."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"{self._thread.name} still running after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@contextmanager
+def quiet_console() -> Iterator[None]:
+    """Point this process's stdout/stderr file descriptors at /dev/null while the block runs. A child started
+    inside (the JVM behind a SparkSession) keeps /dev/null as its console, so its start-up chatter and later
+    warnings never reach the notebook; Python's own output is restored at the end of the block."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+def spark_session(app_name: str, master: str = "local[1]"):
+    """A small SparkSession for a lesson (one core, no UI): the lab's own builder, started quietly."""
+    from lab.streaming import session
+
+    with quiet_console():
+        spark = session.build(app_name, master=master, shuffle_partitions=1)
+    return spark
+
+
+# --- services of the embedded stack (lesson 08) ---------------------------------------------------
+
+def _embedded_only(what: str) -> None:
+    if settings.lab_mode != "embedded":
+        raise RuntimeError(f"{what} uses the embedded stack's supervisor; in the container stack use "
+                           "`docker compose stop/start SERVICE` instead")
+
+
+def kill_service(name: str) -> int:
+    """SIGKILL a service's whole process group, as a crash would (no clean shutdown). Returns the old pid."""
+    import signal
+
+    from lab.stack import supervisor
+
+    _embedded_only("kill_service")
+    pid = supervisor.running_pid(name)
+    if pid is None:
+        raise RuntimeError(f"{name} is not running")
+    os.killpg(pid, signal.SIGKILL)
+    wait_for(lambda: supervisor.running_pid(name) is None, f"{name} to exit", timeout=30, every=0.2)
+    return pid
+
+
+def stop_service(name: str) -> None:
+    """SIGTERM, as `lab down` does: the service shuts down cleanly."""
+    from lab.stack import supervisor
+
+    _embedded_only("stop_service")
+    supervisor.stop(name)
+
+
+def start_service(name: str) -> float:
+    """Start a service again and wait until it is healthy; returns the seconds it took."""
+    from lab import stack
+
+    _embedded_only("start_service")
+    began = time.monotonic()
+    stack.up([name], report=lambda _msg: None)
+    return time.monotonic() - began
+
+
+def healthy(name: str) -> bool:
+    from lab.stack import supervisor
+    from lab.stack.services import all_services
+
+    return supervisor.safe_healthy(all_services()[name])

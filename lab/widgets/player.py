@@ -1,0 +1,74 @@
+"""An HLS player inline: an iframe of the API's own hls.js page (`/player?src=<signed playlist URL>`).
+
+hls.js is fetched from the npm registry at set-up and served by the API, so playback needs no internet.
+The player page publishes `window.playerState` (currentTime, fatal, levels, ...), which the browser test reads.
+"""
+
+from __future__ import annotations
+
+import html
+from urllib.parse import quote
+
+import httpx
+
+from lab.config import settings
+from lab.widgets._base import HTMLDisplay, error
+
+
+def player_url(src: str) -> str:
+    return f"{settings.api_public_base.rstrip('/')}/player?src={quote(src, safe='')}"
+
+
+class Player:
+    """Displays as an iframe; `url` is the page, `src` the signed playlist it plays."""
+
+    def __init__(self, src: str, *, label: str = "", height: int = 360):
+        self.src, self.label, self.height = src, label, height
+
+    @property
+    def url(self) -> str:
+        return player_url(self.src)
+
+    def _repr_html_(self) -> str:
+        url = html.escape(self.url, quote=True)
+        return (f'<iframe src="{url}" width="100%" height="{self.height + 40}" style="border:0;max-width:720px" '
+                f'allow="autoplay; fullscreen"></iframe>'
+                f'<div style="font:12px system-ui"><a href="{url}" target="_blank">open the player in a new tab</a>'
+                f'{" · " + html.escape(self.label) if self.label else ""}</div>')
+
+    def __repr__(self) -> str:
+        return f"HLS player{': ' + self.label if self.label else ''}"
+
+
+def _signed(path: str) -> dict:
+    resp = httpx.get(f"{settings.api_base}{path}", timeout=15)
+    if resp.status_code != 200:
+        try:
+            detail = resp.json().get("detail")
+        except ValueError:
+            detail = resp.text[:200]
+        raise RuntimeError(f"GET {path}: {resp.status_code} {detail}")
+    return resp.json()
+
+
+def vod_player(stream_id: str, *, height: int = 360) -> Player | HTMLDisplay:
+    """The master playlist of a ready VOD stream (`GET /vod/{id}/manifest`), or a short red message."""
+    try:
+        answer = _signed(f"/vod/{stream_id}/manifest")
+    except Exception as exc:
+        return error(exc)
+    return Player(answer["manifest_url"], label=f"{stream_id} (VOD, every rendition)", height=height)
+
+
+def live_player(stream_id: str, *, height: int = 360) -> Player | HTMLDisplay:
+    """The live playlist (`GET /streams/{id}/live`): the rolling window while live, the recording after."""
+    try:
+        answer = _signed(f"/streams/{stream_id}/live")
+    except Exception as exc:
+        return error(exc)
+    return Player(answer["manifest_url"], label=f"{stream_id} ({answer['status']})", height=height)
+
+
+def play(src: str, *, label: str = "", height: int = 360) -> Player:
+    """Any playlist URL the browser can reach (a signed `/play/...` URL, usually)."""
+    return Player(src, label=label, height=height)
