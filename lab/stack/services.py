@@ -121,7 +121,10 @@ def _s3_config() -> Path:
 
 
 def _s3_command() -> list[str]:
-    return [str(tools.go_binary("weed")), "server", f"-dir={data_dir('s3')}", f"-ip={H}", f"-ip.bind={H}",
+    # -logtostderr (a global flag, before the command): glog's files would otherwise pile up in /tmp;
+    # stderr goes to the service's log under the state dir like every other service's.
+    return [str(tools.go_binary("weed")), "-logtostderr", "server", f"-dir={data_dir('s3')}",
+            f"-ip={H}", f"-ip.bind={H}",
             f"-master.port={settings.seaweed_master_port}", f"-volume.port={settings.seaweed_volume_port}",
             "-master.volumeSizeLimitMB=256", "-master.telemetry=false", "-volume.max=0",
             "-filer", f"-filer.port={settings.seaweed_filer_port}",

@@ -337,8 +337,9 @@ def test_the_apps_run_the_same_entrypoints_as_embedded_mode():
     assert services["producer"]["command"][:2] == ["lab", "producer"]
     assert services["spark-job"]["command"] == ["lab", "spark-job", "--query", "all"]
     lab_image = services["api"]["image"]
-    assert {services[s]["image"] for s in ("api", "producer", "jupyter", "lab-init")} == {lab_image}
-    assert {services[s]["image"] for s in ("spark-master", "spark-worker", "spark-job")} == {
+    assert {services[s]["image"] for s in ("api", "producer", "lab-init")} == {lab_image}
+    # JupyterLab runs in the Spark image: lesson 03 starts a SparkSession in the kernel (Java needed)
+    assert {services[s]["image"] for s in ("spark-master", "spark-worker", "spark-job", "jupyter")} == {
         services["spark-job"]["image"]}
 
 
