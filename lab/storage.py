@@ -80,16 +80,19 @@ def s3_public() -> BaseClient:
     return _client(settings.s3_public_url)
 
 
-def ensure_buckets() -> None:
-    """Create the four private buckets and allow browser players (CORS GET) to fetch from them."""
+def ensure_buckets() -> list[str]:
+    """Create the four private buckets and allow browser players (CORS GET) to fetch from them; returns
+    the buckets it created."""
     client = s3()
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    created = [b for b in settings.buckets if b not in existing]
     for bucket in settings.buckets:
-        if bucket not in existing:
+        if bucket in created:
             client.create_bucket(Bucket=bucket)
         client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [
             {"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": ["*"],
              "ExposeHeaders": ["Content-Length", "Content-Range", "ETag"], "MaxAgeSeconds": 3600}]})
+    return created
 
 
 def put(bucket: str, key: str, body: bytes, *, content_type: str, cache_control: str,

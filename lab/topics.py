@@ -33,8 +33,9 @@ def admin(quiet: bool = False) -> AdminClient:
     return AdminClient(conf)
 
 
-def ensure_topics(timeout_s: float = 30.0) -> None:
-    """Create the pipeline's topics if missing (idempotent: an existing topic is left as it is)."""
+def ensure_topics(timeout_s: float = 30.0) -> list[str]:
+    """Create the pipeline's topics if missing (idempotent: an existing topic is left as it is); returns
+    the names it created."""
     client = admin()
     existing = client.list_topics(timeout=timeout_s).topics
     wanted = [
@@ -42,13 +43,13 @@ def ensure_topics(timeout_s: float = 30.0) -> None:
                  config={"max.message.bytes": str(settings.kafka_message_max_bytes)})
         for name, parts in topic_partitions().items() if name not in existing
     ]
-    for name, future in (client.create_topics(wanted, request_timeout=timeout_s) if wanted else {}).items():
+    for future in (client.create_topics(wanted, request_timeout=timeout_s) if wanted else {}).values():
         try:
             future.result()
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-        log.info("created topic %s", name)
+    return [t.topic for t in wanted]
 
 
 def producer(**overrides: object) -> Producer:

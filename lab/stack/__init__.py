@@ -42,8 +42,8 @@ def up(names: list[str] | None = None, report=tools.step) -> None:
             supervisor.start(svc)
         for svc in group:
             supervisor.wait_healthy(svc, settings.lab_startup_timeout_s - (time.monotonic() - started))
-            svc.provision()
-            report(f"{svc.name} healthy")
+            created = svc.provision()  # the topics or buckets it created, if any
+            report(f"{svc.name} healthy" + (f" (created {', '.join(created)})" if created else ""))
 
 
 def down(report=tools.step) -> list[str]:

@@ -31,7 +31,7 @@ class Service:
     command: Callable[[], list[str]]
     healthy: Callable[[], bool]
     prepare: Callable[[], None] = lambda: None      # write config, format storage: before start
-    provision: Callable[[], None] = lambda: None    # topics, buckets, indexes: once healthy
+    provision: Callable[[], object] = lambda: None  # topics, buckets, indexes once healthy (returns what it made)
     env: dict[str, str] = field(default_factory=dict)
     infra: bool = True                              # infra starts first; apps start once it is provisioned
 
