@@ -120,7 +120,7 @@ def _register(stream_id: str, title: str, info: media.SourceInfo, segments: list
         "rungs_planned": rungs, "keyframe_aligned": True,
         "audio_track_id": f"audio-{stream_id}", "video_track_id": f"video-{stream_id}",
     })
-    # `_id` from the natural key: the VOD query then reads and writes each document by its primary key
+    # `_id` from the natural key: the VOD query then reads and writes each document by `_id` alone
     # (catalog.doc_id says why that matters on FerretDB).
     docs = [{"_id": catalog.doc_id(stream_id, s.index), "stream_id": stream_id, "chunk_index": s.index,
              "status": "uploaded",
