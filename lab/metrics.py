@@ -35,7 +35,8 @@ batch_duration = Histogram("spark_batch_duration_seconds", "Wall time of one for
                            buckets=LATENCY_BUCKETS)
 live_batch_stage = Histogram("live_batch_stage_seconds", "Where a live batch spends its time, per stage",
                              ["stage"], buckets=LATENCY_BUCKETS)
-consumer_lag = Gauge("kafka_consumer_lag", "Offsets behind the latest, per query (from Spark's progress)",
+consumer_lag = Gauge("kafka_consumer_lag",
+                     "Records on the broker a query has not processed yet (latest offset - its last batch's end)",
                      ["query"])
 
 # --- catalog and API ------------------------------------------------------------------------------

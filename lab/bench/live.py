@@ -56,6 +56,21 @@ def scrape_spark_live() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+def settled_scrape(quiet_s: float = 2.0, timeout_s: float = 15.0) -> dict:
+    """spark-live's metrics once its batch count stops moving: a batch still running when the last chunk
+    showed up would otherwise be missing from the batch and stage counts."""
+    key = ("spark_batch_duration_seconds_count", (("query", "live"),))
+    last = scrape_spark_live()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = scrape_spark_live()
+        if now.get(key) == last.get(key):
+            return now
+        last = now
+    return last
+
+
 class PlaylistWatcher:
     """Polls every stream's live playlist and records when each chunk URI first shows up (epoch ms)."""
 
@@ -171,7 +186,7 @@ def run(streams: int, rate: float, duration: float) -> None:
             time.sleep(0.05)
     elapsed = time.monotonic() - started
     watcher.stop()
-    after = scrape_spark_live()
+    after = settled_scrape()
     for stream in live:
         replay.end(stream)
 
@@ -194,7 +209,7 @@ def run(streams: int, rate: float, duration: float) -> None:
     _out(f"publish -> playlist written, from the catalog: "
          f"{_fmt(percentiles(catalog_latencies([s.stream_id for s in live])))}")
     if lag.samples:
-        _out(f"consumer lag (spark-live gauge, offsets behind latest at batch planning): "
+        _out(f"consumer lag (spark-live gauge: records on the broker not yet processed, after each batch): "
              f"max {max(lag.samples):.0f}, last {lag.samples[-1]:.0f}")
     else:
         _out("consumer lag: spark-live metrics not reachable")

@@ -6,6 +6,7 @@ playlist; on a cluster, `--query all` runs both in one application.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -21,18 +22,46 @@ from lab.streaming import session
 log = logging.getLogger(__name__)
 
 
+def offsets_behind(end_offsets: dict[str, dict[str, int]]) -> int:
+    """Records on the broker that a query has not processed: each partition's latest offset minus the end
+    offset of the query's last batch. (Spark's own `maxOffsetsBehindLatest` compares the batch's end with
+    the latest offset *when the batch was planned*; without maxOffsetsPerTrigger a batch always reads to
+    that latest, so it is always 0, however far behind the query runs.)"""
+    from confluent_kafka import TopicPartition
+
+    consumer = _watermark_consumer()
+    return sum(max(0, consumer.get_watermark_offsets(TopicPartition(topic, int(part)), timeout=5)[1] - int(end))
+               for topic, parts in end_offsets.items() for part, end in parts.items())
+
+
+@functools.cache
+def _watermark_consumer():
+    """A consumer that never subscribes: it only asks the broker for high watermarks."""
+    from confluent_kafka import Consumer
+
+    return Consumer({"bootstrap.servers": settings.kafka_servers, "group.id": "lab-lag-probe",
+                     "enable.auto.commit": False, "log_level": 0})
+
+
 class LagListener(StreamingQueryListener):
-    """Exports each query's Kafka lag (offsets behind latest, from the source's progress metrics)."""
+    """Exports each query's Kafka consumer lag after every batch (`kafka_consumer_lag{query}`)."""
 
     def onQueryStarted(self, event) -> None:
         pass
 
     def onQueryProgress(self, event) -> None:
         progress = json.loads(event.progress.json)
+        query = progress.get("name") or "unnamed"
         for source in progress.get("sources", []):
-            behind = (source.get("metrics") or {}).get("maxOffsetsBehindLatest")
-            if behind is not None:
-                metrics.consumer_lag.labels(progress.get("name") or "unnamed").set(float(behind))
+            end = source.get("endOffset")
+            if not source.get("description", "").startswith("KafkaV2") or not end:
+                continue
+            try:
+                behind = offsets_behind(json.loads(end) if isinstance(end, str) else end)
+            except Exception as exc:  # the broker briefly away: keep the last value, say why once per batch
+                log.warning("query %s: consumer lag not measured (%s)", query, exc)
+                continue
+            metrics.consumer_lag.labels(query).set(float(behind))
 
     def onQueryIdle(self, event) -> None:
         pass

@@ -52,6 +52,18 @@ def test_kafka_round_trip_with_confluent_kafka(temp_topic):
         consumer.close()
 
 
+def test_consumer_lag_counts_records_past_a_batch_end(temp_topic):
+    from lab.streaming.job import offsets_behind
+
+    prod = topics.producer()
+    for i in range(5):
+        prod.produce(temp_topic, key=b"k", value=str(i).encode(), partition=i % 2)
+    assert prod.flush(10) == 0
+    # partition 0 holds 3 records, partition 1 holds 2: a batch that ended at offsets 1 and 2 is 2 behind
+    assert offsets_behind({temp_topic: {"0": 0, "1": 0}}) == 5
+    assert offsets_behind({temp_topic: {"0": 1, "1": 2}}) == 2
+
+
 def test_broker_is_kafka_4_in_kraft_mode():
     features = kafka_admin_tool("org.apache.kafka.tools.FeatureCommand", "describe")
     level = re.search(r"Feature: metadata\.version\s.*FinalizedVersionLevel:\s+(\S+)", features)
