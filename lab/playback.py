@@ -32,7 +32,7 @@ def _mac(stream_id: str, expires: int) -> str:
 
 
 def sign(stream_id: str, ttl_s: int | None = None) -> tuple[int, str]:
-    expires = int(time.time()) + (ttl_s or settings.signed_url_ttl_s)
+    expires = int(time.time()) + (settings.signed_url_ttl_s if ttl_s is None else ttl_s)
     return expires, _mac(stream_id, expires)
 
 

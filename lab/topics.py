@@ -61,6 +61,9 @@ def producer(**overrides: object) -> Producer:
         "linger.ms": 0,  # latency matters more than batching for one event per segment
         "message.max.bytes": settings.kafka_message_max_bytes,
         "client.id": "lab-producer",
+        # librdkafka's own lines (broker restarts, retries) through logging, not straight to stderr: into
+        # the process's log, and into the notebook log file in a lesson, never into a cell
+        "logger": logging.getLogger("lab.librdkafka"),
     }
     conf.update(overrides)
     return Producer(conf)

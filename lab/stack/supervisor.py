@@ -91,10 +91,17 @@ def tail(path: Path, lines: int = 5) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+PORT_RELEASE_S = 5.0
+
+
 def start(svc: Service) -> int:
     pid = running_pid(svc.name)
     if pid:
         return pid
+    # A service that just died may leave a child (Spark's JVM) holding its port for a moment: wait a little.
+    deadline = time.monotonic() + PORT_RELEASE_S
+    while port_in_use(svc.port) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if port_in_use(svc.port):
         raise StackError(f"{svc.name}: port {svc.port} is already in use; stop what holds it "
                          f"(`lsof -i :{svc.port}`) or choose another port in .env")
