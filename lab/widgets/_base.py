@@ -156,10 +156,17 @@ class LabWidget(widgets.VBox):
                 self.last_error = short_error(exc)
                 self._status.value = error_html(exc)
                 return False
-            self.body.value = TABLE_CSS + content
+            body = TABLE_CSS + content
+            unchanged = body == self.body.value
+            self.body.value = body
             self.last_error = None
             self.refreshes += 1
             self._status.value = muted_html(f"updated {datetime.now().strftime('%H:%M:%S')}")
+            if unchanged and threading.current_thread() is threading.main_thread():
+                # A refresh asked for in a cell re-sends the body even when the background thread already
+                # set it: that thread's messages belong to the cell that started it, and a notebook run
+                # headless (nbclient, nbval) keeps only each cell's own, so the saved widget would be stale.
+                self.body.send_state("value")
             return True
 
     def start(self) -> None:

@@ -5,6 +5,7 @@ Both collections key documents by (stream_id, chunk_index); the stream's own doc
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -76,16 +77,23 @@ def history_text(doc: dict[str, Any]) -> str:
 
 
 def document_html(doc: dict[str, Any]) -> str:
+    """Field and value per row; a nested document (per-segment results, renditions) folds into a
+    click-to-open JSON block, so the table stays readable."""
     rows = []
     for key, value in doc.items():
         if key == "status_history":
-            value = history_text(doc)
+            value = esc(history_text(doc))
         elif isinstance(value, datetime):
-            value = fmt_time(value) + " UTC"
+            value = esc(fmt_time(value) + " UTC")
+        elif isinstance(value, dict) and any(isinstance(v, (dict, list)) for v in value.values()):
+            pretty = json.dumps(value, indent=1, default=str)
+            value = f"<details><summary>{len(value)} entries</summary><pre>{esc(pretty)}</pre></details>"
         elif isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
+            value = esc(", ".join(f"{k}={v}" for k, v in value.items()))
+        else:
+            value = esc(value)
         rows.append((key, value))
-    return html_table(["field", "value"], rows)
+    return html_table(["field", "value"], rows, raw=(1,))
 
 
 class CatalogBrowser(LabWidget):

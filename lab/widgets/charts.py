@@ -129,7 +129,7 @@ def range_frame(expr: str, minutes: float = 5, *, legend: str = "", step_s: floa
     start = end - timedelta(minutes=minutes)
     step = step_s or max(settings.prometheus_scrape_interval_s, minutes * 60 / 150)
     data = _api("query_range", {"query": expand(expr), "start": start.timestamp(), "end": end.timestamp(),
-                                "step": f"{step:g}s"})
+                                "step": f"{step:g}"})  # float seconds: Prometheus refuses "1.2s"
     columns = {}
     for item in data["result"]:
         name = legend_for(legend, item.get("metric", {}))

@@ -41,7 +41,8 @@ def ui_map_frame() -> pd.DataFrame:
 
 
 def ui_map_html() -> str:
-    rows = [(esc(name), f'<a href="{esc(url)}" target="_blank">{esc(url)}</a>', esc(cred), esc(purpose))
+    rows = [(esc(name), f'<a href="{esc(url)}" target="_blank">{esc(url)}</a>' if url.startswith("http") else
+             f"<code>{esc(url)}</code>", esc(cred), esc(purpose))  # only web pages are links
             for name, url, cred, purpose in ui_map_frame().itertuples(index=False)]
     return html_table(["service", "URL", "credentials", "what for"], rows, raw=(0, 1, 2, 3))
 
@@ -66,14 +67,15 @@ class StackHealth(LabWidget):
         self.frame = frame
         rows = []
         for r in frame.itertuples(index=False):
-            ok = True if r.healthy else (False if r.wanted or r.pid else None)
-            rows.append((r.service, dot(ok, r.state), r.port, "" if pd.isna(r.pid) else int(r.pid),
+            running = not pd.isna(r.pid)  # pid is NaN, which is truthy, for a service that is not running
+            ok = True if r.healthy else (False if r.wanted or running else None)
+            state = r.state if r.wanted or running else "not in LAB_SERVICES"
+            rows.append((r.service, dot(ok, state), r.port, int(r.pid) if running else "",
                          fmt_bytes(None if pd.isna(r.memory) else r.memory), r.purpose))
-        healthy = int(frame["healthy"].sum())
-        wanted = int(frame["wanted"].sum())
-        summary = (f"<p>{healthy} of {len(frame)} services healthy "
-                   f"({wanted} started by this stack's LAB_SERVICES; state dir "
-                   f"<code>{esc(settings.lab_state_dir)}</code>)</p>")
+        wanted = frame[frame["wanted"]]
+        healthy = int(wanted["healthy"].sum())
+        summary = (f"<p>{healthy} of the {len(wanted)} services this stack runs (LAB_SERVICES) are healthy; "
+                   f"state dir <code>{esc(settings.lab_state_dir)}</code></p>")
         table = html_table(["service", "state", "port", "pid", "memory", "what it does"], rows, raw=(1,),
                            numeric=(2, 3, 4))
         extra = f"<p><b>UI map</b></p>{ui_map_html()}" if self.show_ui_map else ""

@@ -80,8 +80,9 @@ def group_lag_frame(group: str, topic: str) -> pd.DataFrame:
 def consumer_groups() -> list[str]:
     """Consumer groups the broker knows. Spark's Kafka source assigns partitions itself and keeps its
     offsets in its checkpoint, so the pipeline's queries do not appear here (their lag: notebook 07)."""
-    future = topics.admin(quiet=True).list_consumer_groups(request_timeout=TIMEOUT_S)
-    return sorted(g.group_id for g in future.result().valid)
+    admin = topics.admin(quiet=True)  # kept referenced until the answer arrives: a collected client cancels it
+    result = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result()
+    return sorted(g.group_id for g in result.valid)
 
 
 def decode_value(raw: bytes | None) -> Any:

@@ -66,6 +66,14 @@ def api(timeout: float = 120.0) -> httpx.Client:
                         timeout=httpx.Timeout(timeout, connect=5.0))
 
 
+def producer(client_id: str, **overrides: Any):
+    """The lab's Kafka producer (idempotent, acks=all) with librdkafka's own log lines sent to the lesson's
+    log file: a broker restart makes it log retries, which must not land in a cell as red text."""
+    from lab import topics
+
+    return topics.producer(**{"client.id": client_id, "logger": logging.getLogger("lab.kafka"), **overrides})
+
+
 def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60.0, every: float = 0.5) -> T:
     """Poll until `predicate()` is truthy and return it; TimeoutError naming `what` otherwise."""
     deadline = time.monotonic() + timeout
@@ -158,7 +166,27 @@ def kill_service(name: str) -> int:
         raise RuntimeError(f"{name} is not running")
     os.killpg(pid, signal.SIGKILL)
     wait_for(lambda: supervisor.running_pid(name) is None, f"{name} to exit", timeout=30, every=0.2)
+    _wait_released(name, pid)
     return pid
+
+
+def _wait_released(name: str, pgid: int) -> None:
+    """Until every process of the old group is gone and the kernel has released the service's port:
+    the leader exits first, and a start before the port is free would be refused."""
+    from lab.stack import supervisor
+    from lab.stack.services import all_services
+
+    def gone() -> bool:
+        try:
+            os.killpg(pgid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+
+    wait_for(gone, f"every process of {name} to exit", timeout=30, every=0.2)
+    port = all_services()[name].port
+    wait_for(lambda: not supervisor.port_in_use(port), f"port {port} of {name} to be released", timeout=30,
+             every=0.2)
 
 
 def stop_service(name: str) -> None:
@@ -166,15 +194,24 @@ def stop_service(name: str) -> None:
     from lab.stack import supervisor
 
     _embedded_only("stop_service")
+    pid = supervisor.running_pid(name)
     supervisor.stop(name)
+    if pid is not None:
+        _wait_released(name, pid)
 
 
 def start_service(name: str) -> float:
     """Start a service again and wait until it is healthy; returns the seconds it took."""
     from lab import stack
+    from lab.stack import supervisor
+    from lab.stack.services import all_services
 
     _embedded_only("start_service")
     began = time.monotonic()
+    if supervisor.running_pid(name) is None:  # a port still held by a process on its way out
+        port = all_services()[name].port
+        wait_for(lambda: not supervisor.port_in_use(port), f"port {port} of {name} to be free", timeout=30,
+                 every=0.2)
     stack.up([name], report=lambda _msg: None)
     return time.monotonic() - began
 

@@ -17,7 +17,7 @@ import m3u8
 
 from lab import catalog, storage
 from lab.config import settings
-from lab.widgets._base import LabWidget, esc, fmt_bytes, html_table, muted_html
+from lab.widgets._base import LabWidget, esc, html_table, muted_html
 
 STRIP_MAX = 60
 _INDEX = re.compile(r"(\d+)\.ts$")
@@ -71,6 +71,7 @@ class PlaylistViewer(LabWidget):
         self.stop_when_ended = stop_when_ended
         self.versions: list[Version] = []
         self.text: str | None = None
+        self._known: dict[int, dict[str, Any]] = {}
         self.title = f"Playlist {self.name}"
         super().__init__(interval=interval, auto=auto)
 
@@ -122,12 +123,25 @@ class PlaylistViewer(LabWidget):
                 f"<span style='background:#fff59d'>MEDIA-SEQUENCE {current.media_sequence}</span> · {window} · "
                 f"{state}{slid}</p>")
 
+    def _chunk_docs(self, current: Version) -> tuple[dict[int, dict[str, Any]], int]:
+        """The chunk documents of the strip's range, and the highest chunk index known. Looked up by `_id`
+        only (`catalog.doc_id`): FerretDB answers any other filter by scanning the whole collection, which
+        takes seconds once a stack has run for a while. Chunk documents are insert-only, so one found is
+        kept and never asked for again."""
+        coll = catalog.collection(catalog.LIVE)
+        stream = coll.find_one({"_id": catalog.doc_id(self.stream_id, catalog.STREAM_DOC)}, {"latest_chunk": 1})
+        latest = (stream or {}).get("latest_chunk")
+        top = max([*self._known, *current.chunks, latest if isinstance(latest, int) else -1, -1])
+        for index in range(max(0, top + 1 - STRIP_MAX), top + 1):
+            if index not in self._known:
+                doc = coll.find_one({"_id": catalog.doc_id(self.stream_id, index)},
+                                    {"_id": 0, "chunk_index": 1, "in_playlist": 1, "reason": 1})
+                if doc is not None:
+                    self._known[index] = doc
+        return self._known, top
+
     def _strip(self, current: Version, new: set[int]) -> str:
-        docs = catalog.collection(catalog.LIVE).find(
-            {"stream_id": self.stream_id, "chunk_index": {"$gte": 0}},
-            {"_id": 0, "chunk_index": 1, "in_playlist": 1, "reason": 1})
-        known = {d["chunk_index"]: d for d in docs}
-        top = max([*known, *current.chunks, -1])
+        known, top = self._chunk_docs(current)
         if top < 0:
             return ""
         window = set(current.chunks)
@@ -190,9 +204,10 @@ class PlaylistViewer(LabWidget):
         for p in playlist.playlists:
             info = p.stream_info
             res = "x".join(map(str, info.resolution)) if info.resolution else ""
-            rows.append((p.uri, res, fmt_bytes((info.bandwidth or 0) / 8) + "/s",
-                         fmt_bytes((info.average_bandwidth or 0) / 8) + "/s", info.codecs, info.frame_rate))
-        table = html_table(["variant playlist", "resolution", "peak (BANDWIDTH)", "average", "CODECS", "fps"], rows)
+            rows.append((p.uri, res, f"{(info.bandwidth or 0) / 1000:,.0f} kbit/s",
+                         f"{(info.average_bandwidth or 0) / 1000:,.0f} kbit/s", info.codecs, info.frame_rate))
+        table = html_table(["variant playlist", "resolution", "BANDWIDTH (peak)", "AVERAGE-BANDWIDTH", "CODECS",
+                            "fps"], rows, numeric=(2, 3))
         return (f"<p><code>{esc(self.stream_id)}/{esc(self.name)}</code> · master playlist: "
                 f"{len(rows)} rendition(s), highest first</p>{table}"
                 f"<details><summary>playlist text</summary><pre>{esc(text)}</pre></details>")

@@ -1,0 +1,165 @@
+# %% [markdown]
+# # 05 · Live: a rolling playlist, faults caught, and live becoming VOD
+#
+# A live encoder (ffmpeg, in real time: a moving test picture with a clock, and a tone) makes a 2-second
+# segment, uploads it to S3 and publishes its event to Kafka; the Spark live query verifies each segment and
+# rewrites the stream's playlist, a sliding window of the last `DVR_WINDOW_SIZE` segments. In this lesson the
+# encoder of `lab/producer/live.py` runs inside the notebook, so you can break it on purpose.
+#
+# **Learning goals**
+# - start a live stream and watch its playlist update: segments appended, the window sliding, the media
+#   sequence number counting what slid out;
+# - play it live, inline;
+# - inject a gap (a sequence number that never arrives) and a corrupted segment, and see both caught: counted
+#   in the metrics, and kept out of the playlist;
+# - end the stream and watch live become VOD: `#EXT-X-ENDLIST`, the whole recording, status `vod`.
+
+# %%
+import threading
+
+import m3u8
+import pandas as pd
+
+from lab import catalog
+from lab.config import settings
+from lab.producer.live import LiveEncoder
+from lab.widgets import PlaylistViewer, chunks_frame, lesson, live_player, read_playlist
+from lab.widgets.charts import value
+
+lesson.setup()
+
+# %% [markdown]
+# ## Start the encoder
+#
+# `LiveEncoder.run_stream` does what the producer service does for each stream: `POST /streams/start`, then
+# ffmpeg in real time, and for each finished segment: SHA-256, upload, event to Kafka. After `CHUNKS`
+# segments it ends the stream with `POST /streams/end`. It runs in a background thread (`lesson.Background`),
+# so the notebook stays free. 640x360 keeps the laptop's two cores for the pipeline.
+
+# %%
+CHUNKS = 15  # 30 s of video; the window holds DVR_WINDOW_SIZE of them
+gaps_before = value("sum(live_chunk_gaps_total)")
+bad_before = value('sum(chunk_checksum_failures_total{stream_type="live"})')
+encoder = LiveEncoder(api=lesson.api(), producer=lesson.producer("lesson-05"), resolution="640x360", fps=25)
+stop = threading.Event()
+running = lesson.Background(encoder.run_stream, stop, chunks=CHUNKS, title="lesson 05: live", name="lesson-05")
+stream_id = lesson.wait_for(lambda: encoder.stream_id, "the stream to start", timeout=60)
+print(f"live stream {stream_id}: {CHUNKS} segments of {encoder.segment_seconds:g} s, "
+      f"window of {settings.dvr_window_size}")
+
+# %% [markdown]
+# ## The rolling playlist
+#
+# The viewer re-reads the stream's playlist in the `manifests` bucket every second. Watch for:
+# - new segments appended at the bottom (bright green), each a chunk the live query verified;
+# - once the window is full, the oldest segment sliding out at the top and `#EXT-X-MEDIA-SEQUENCE` going up by
+#   one: it is the number of the first segment in the window, so a player that reloads knows exactly which
+#   segments it already has;
+# - the strip of chunk numbers: in the window, slid out (still in the recording), missing, or kept out.
+
+# %%
+viewer = PlaylistViewer(stream_id)
+viewer
+
+# %% [markdown]
+# ## Play it live
+#
+# The player loads the signed live playlist and reloads it every few seconds, like any HLS player. It starts
+# a few segments behind the live edge.
+
+# %%
+live_player(stream_id)
+
+# %% [markdown]
+# ## Break it: a gap and a bad segment
+#
+# `inject_gap()` makes the encoder skip one sequence number before its next segment, as if a segment were
+# lost on the way. `inject_corruption()` makes it upload bytes that differ from the ones it checksummed, as
+# a bad disk or a truncated copy would. The live query must notice both.
+
+# %%
+lesson.wait_for(lambda: len(encoder.stream.published) >= 3, "3 segments", timeout=60)
+encoder.inject_gap()
+lesson.wait_for(lambda: len(encoder.stream.published) >= 5, "2 more segments", timeout=60)
+encoder.inject_corruption()
+lesson.wait_for(lambda: len(encoder.stream.published) >= 6, "the corrupted segment", timeout=60)
+published = encoder.stream.published
+missing = sorted(set(range(published[-1].sequence_number + 1)) - {c.sequence_number for c in published})
+corrupted = [c.sequence_number for c in published if c.corrupted]
+print(f"sequence number(s) never sent: {missing}; segment(s) uploaded corrupted: {corrupted}")
+
+# %% [markdown]
+# The live query checks the sequence numbers (a jump means segments never arrived) and re-computes each
+# segment's SHA-256 from the bytes in S3. Both are counted in its `/metrics`, which Prometheus scrapes:
+# `live_chunk_gaps_total` and `chunk_checksum_failures_total{stream_type="live"}`.
+
+# %%
+gaps = lesson.wait_for(lambda: value("sum(live_chunk_gaps_total)") - gaps_before, "the gap counter", 120)
+bad = lesson.wait_for(lambda: value('sum(chunk_checksum_failures_total{stream_type="live"})') - bad_before,
+                      "the checksum failure counter", 120)
+print(f"gap counter: +{gaps:g}; checksum failure counter: +{bad:g}")
+
+# %% [markdown]
+# The chunk documents say what happened to each one: the chunk after the gap has `gap_before = 1`; the bad one
+# has `checksum_ok = False`, `in_playlist = False` and the reason. A corrupted segment takes no `playlist_seq`,
+# so the playlist's numbering stays continuous.
+
+# %% tags=["nbval-ignore-output"]
+chunks_frame(stream_id)[["chunk_index", "in_playlist", "playlist_seq", "checksum_ok", "gap_before", "reason",
+                         "kafka_partition", "processing_latency_ms"]]
+
+# %% [markdown]
+# ## The window slides
+#
+# The encoder keeps going; once more than `DVR_WINDOW_SIZE` segments are verified, each new one pushes the
+# oldest out of the window.
+
+# %%
+lesson.wait_for(lambda: any(v.media_sequence > 0 and not v.ended for v in viewer.versions),
+                "the window to slide", timeout=120)
+print("the window is full and sliding: MEDIA-SEQUENCE rose above 0")
+
+# %% [markdown]
+# ## Live becomes VOD
+#
+# After its last segment the encoder calls `POST /streams/end`. The end marker reaches the live query after
+# every chunk of the stream (same partition), and the query writes the whole recording as one playlist,
+# `MEDIA-SEQUENCE` 0 and `#EXT-X-ENDLIST` at the end, with `Cache-Control: immutable`; then it sets
+# status `vod`. The viewer above stops refreshing once it sees `ENDLIST`; the same player URL now plays the
+# recording from the start.
+
+# %%
+stream_id_done = running.join(timeout=180)
+doc = lesson.wait_for(lambda: (d := catalog.stream_doc(catalog.LIVE, stream_id)) and d["status"] == "vod" and d,
+                      "status vod", timeout=120)
+lesson.wait_for(lambda: viewer.refresh() and viewer.ended, "ENDLIST in the viewer", timeout=30)
+final = m3u8.loads(read_playlist(stream_id))
+recorded = [int(s.uri.rsplit("/", 1)[1].removesuffix(".ts")) for s in final.segments]
+print("status:", " → ".join(h["status"] for h in doc["status_history"]))
+print(f"final playlist: {len(recorded)} segments, MEDIA-SEQUENCE {final.media_sequence}, ENDLIST {final.is_endlist}")
+print(f"missing from it: {sorted(set(range(max(recorded) + 1)) - set(recorded))}")
+
+# %%
+live_player(stream_id)
+
+# %% [markdown]
+# The versions of the playlist the viewer saw, from the empty one `POST /streams/start` wrote to the final one:
+
+# %% tags=["nbval-ignore-output"]
+pd.DataFrame([{"media sequence": v.media_sequence, "first chunk": v.first_chunk, "last chunk": v.last_chunk,
+               "entries": v.entries, "ENDLIST": v.ended} for v in viewer.versions])
+
+# %% [markdown]
+# ## Check yourself
+
+# %%
+live_versions = [v for v in viewer.versions if not v.ended and v.entries]
+assert stream_id_done == stream_id
+assert gaps >= 1 and bad >= 1, "both faults were counted"
+assert max(v.entries for v in live_versions) == settings.dvr_window_size, "the window never grew past its size"
+assert max(v.media_sequence for v in live_versions) > 0, "the window slid"
+assert final.is_endlist and final.media_sequence == 0 and doc["status"] == "vod"
+assert not set(missing + corrupted) & set(recorded), "neither the lost nor the bad segment is in the recording"
+assert len(recorded) == CHUNKS - len(corrupted), "every good segment is in the recording"
+lesson.ok(f"the live window slid, the gap and the bad segment were caught and kept out, and the {len(recorded)} "
+          "good segments became a VOD recording")
