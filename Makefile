@@ -25,7 +25,8 @@ test: $(VENV)/.installed
 	@$(LAB) setup --for-tests
 	@$(TEST_ENV) $(LAB) reset >/dev/null
 	@trap '$(TEST_ENV) $(LAB) down >/dev/null' EXIT; \
-	 $(TEST_ENV) $(LAB) up && $(TEST_ENV) $(VENV)/bin/python -m pytest tests
+	 $(TEST_ENV) $(LAB) up && $(TEST_ENV) $(VENV)/bin/python -m pytest tests notebooks \
+	   --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 down:
 	@$(LAB) down
