@@ -6,6 +6,7 @@ indexes are provisioned, then the lab's own processes (API, Spark queries, produ
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from base64 import urlsafe_b64encode
@@ -177,9 +178,11 @@ def _prometheus_command() -> list[str]:
 # --- the lab's own processes ------------------------------------------------------------------------
 
 def _jupyter_command() -> list[str]:
+    # The token comes from JUPYTER_TOKEN (the service's env), so it is not on a command line `ps` shows.
+    # As root (a container, a CI box) Jupyter refuses to start without --allow-root.
     return [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ip={H}", f"--port={settings.jupyter_port}",
-            f"--ServerApp.root_dir={ROOT / 'notebooks'}", f"--IdentityProvider.token={settings.jupyter_token}",
-            "--ServerApp.open_browser=False"]
+            f"--ServerApp.root_dir={ROOT / 'notebooks'}", "--ServerApp.open_browser=False",
+            *(["--allow-root"] if os.geteuid() == 0 else [])]
 
 
 def all_services() -> dict[str, Service]:
@@ -206,6 +209,6 @@ def all_services() -> dict[str, Service]:
                 lambda: _http_ok(f"http://{H}:{settings.producer_metrics_port}/metrics"), infra=False),
         Service("jupyter", settings.jupyter_port, "JupyterLab with the lessons", _jupyter_command,
                 lambda: _http_ok(f"http://{H}:{settings.jupyter_port}/api/status?token={settings.jupyter_token}"),
-                infra=False),
+                env={"JUPYTER_TOKEN": settings.jupyter_token}, infra=False),
     ]
     return {svc.name: svc for svc in services}
