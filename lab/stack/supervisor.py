@@ -148,9 +148,9 @@ def stop(name: str, grace_s: float = 15.0) -> bool:
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _group_alive(pid):
+        while time.monotonic() < deadline and group_alive(pid):
             time.sleep(0.2)
-        if not _group_alive(pid):
+        if not group_alive(pid):
             break
     _pid_file(name).unlink(missing_ok=True)
     return True
@@ -171,7 +171,7 @@ def group_rss_bytes(pgid: int) -> int:
     return total
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

@@ -176,14 +176,9 @@ def _wait_released(name: str, pgid: int) -> None:
     from lab.stack import supervisor
     from lab.stack.services import all_services
 
-    def gone() -> bool:
-        try:
-            os.killpg(pgid, 0)
-            return False
-        except ProcessLookupError:
-            return True
-
-    wait_for(gone, f"every process of {name} to exit", timeout=30, every=0.2)
+    # group_alive, not a bare killpg(pgid, 0): a killed JVM stays a zombie until its reaper (PID 1 here,
+    # once `lab up` has exited) collects it, and some init processes never do.
+    wait_for(lambda: not supervisor.group_alive(pgid), f"every process of {name} to exit", timeout=30, every=0.2)
     port = all_services()[name].port
     wait_for(lambda: not supervisor.port_in_use(port), f"port {port} of {name} to be released", timeout=30,
              every=0.2)

@@ -56,7 +56,7 @@ def test_stop_kills_the_whole_process_group():
     svc = service("unit-group", ["sh", "-c", "sleep 60 & sleep 60 & wait"])
     pid = supervisor.start(svc)
     assert supervisor.stop("unit-group", grace_s=5)
-    assert not supervisor._group_alive(pid)  # zombies awaiting their reaper do not count
+    assert not supervisor.group_alive(pid)  # zombies awaiting their reaper do not count
 
 
 def test_missing_tool_is_one_line_naming_what_to_install(monkeypatch):
