@@ -50,6 +50,12 @@ def build(app_name: str, *, ui_port: int | None = None, master: str | None = Non
         .config("spark.python.worker.reuse", "true")
         # the daemon that forks Python workers preloads what the VOD segment tasks import (see vod.preload)
         .config("spark.python.daemon.module", "lab.streaming.vod")
+        # Every micro-batch writes its offsets (walCommit) and its commit to the checkpoint before and after
+        # the batch. The default FileContext-based manager took 49 + 71 ms per batch here (mean, live query,
+        # one stream); the FileSystem-based one 12 + 20 ms, on the same local disk, with the same atomic
+        # write-to-temp-then-rename. That is ~90 ms off every live segment's latency.
+        .config("spark.sql.streaming.checkpointFileManagerClass",
+                "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager")
         .config("spark.driver.bindAddress", settings.lab_host)
         .config("spark.driver.host", _driver_host())
         .config("spark.ui.showConsoleProgress", "false")
