@@ -66,20 +66,25 @@ def doc_id(stream_id: str, chunk_index: int) -> str:
     return f"{stream_id}/{chunk_index}"
 
 
+def stream_doc_id(stream_id: str) -> str:
+    return doc_id(stream_id, STREAM_DOC)
+
+
+def find_by_id(name: str, _id: str, projection: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The one lookup FerretDB pushes down to SQLite (see doc_id)."""
+    return collection(name).find_one({"_id": _id}, projection)
+
+
 def upsert(name: str, stream_id: str, chunk_index: int, fields: dict[str, Any],
            on_insert: dict[str, Any] | None = None) -> None:
-    """Idempotent write keyed by (stream_id, chunk_index); a new document gets `doc_id` as its `_id`."""
-    update: dict[str, Any] = {"$set": fields,
-                              "$setOnInsert": {"_id": doc_id(stream_id, chunk_index), **(on_insert or {})}}
-    collection(name).update_one({"stream_id": stream_id, "chunk_index": chunk_index}, update, upsert=True)
+    """Idempotent write keyed by (stream_id, chunk_index), through its `_id` (a new document takes it)."""
+    update: dict[str, Any] = {"$set": fields, "$setOnInsert": {"stream_id": stream_id, "chunk_index": chunk_index,
+                                                               **(on_insert or {})}}
+    collection(name).update_one({"_id": doc_id(stream_id, chunk_index)}, update, upsert=True)
 
 
 def stream_doc(name: str, stream_id: str) -> dict[str, Any] | None:
-    coll = collection(name)
-    doc = coll.find_one({"_id": doc_id(stream_id, STREAM_DOC)}, {"_id": 0})
-    if doc is None:  # a document written before `_id`s were derived from the key (slow: a scan)
-        doc = coll.find_one({"stream_id": stream_id, "chunk_index": STREAM_DOC}, {"_id": 0})
-    return doc
+    return find_by_id(name, stream_doc_id(stream_id), {"_id": 0})
 
 
 def chunk_docs(name: str, stream_id: str, **filters: Any) -> list[dict[str, Any]]:

@@ -324,12 +324,6 @@ def _io_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(IO_THREADS, thread_name_prefix="live-io")
 
 
-def _find_by_id(name: str, doc_id: str, projection: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """The only lookup FerretDB's SQLite backend pushes down to SQL (still a scan, but ~100x cheaper than
-    any other filter, which decodes every document in Go: see catalog.doc_id)."""
-    return catalog.collection(name).find_one({"_id": doc_id}, projection)
-
-
 @dataclass
 class Known:
     """What the process knows about one stream: its state, and (unless it restarted mid-stream) every
@@ -382,13 +376,13 @@ class StateCache:
 def read_known(stream_id: str) -> Known | None:
     """A stream's newest state: the stream document says which version its view shows; versions are
     contiguous, so walk forward from there to the newest one recorded (the view may lag behind)."""
-    doc = _find_by_id(catalog.LIVE, catalog.doc_id(stream_id, catalog.STREAM_DOC), {"status": 1, "state_version": 1})
+    doc = catalog.find_by_id(catalog.LIVE, catalog.stream_doc_id(stream_id), {"status": 1, "state_version": 1})
     if doc is None:
         return None
     version, newest = int(doc.get("state_version", 0)), None
     if version:
-        newest = _find_by_id(catalog.LIVE_STATE, state_doc_id(stream_id, version))
-    while (following := _find_by_id(catalog.LIVE_STATE, state_doc_id(stream_id, version + 1))) is not None:
+        newest = catalog.find_by_id(catalog.LIVE_STATE, state_doc_id(stream_id, version))
+    while (following := catalog.find_by_id(catalog.LIVE_STATE, state_doc_id(stream_id, version + 1))) is not None:
         newest, version = following, version + 1
     state = StreamState.from_doc(stream_id, doc.get("status", "live"), newest)
     return Known(state, [] if state.version == 0 else None)
@@ -398,7 +392,7 @@ def read_entries(state: StreamState) -> list[Entry]:
     """Every verified segment of a stream from its chunk documents (after a restart mid-stream)."""
     ids = [catalog.doc_id(state.stream_id, i) for i in range(state.last_sequence + 1)]
     projection = {"chunk_index": 1, "playlist_seq": 1, "duration_ms": 1, "in_playlist": 1}
-    docs = _parallel(lambda i: _find_by_id(catalog.LIVE, i, projection), ids)
+    docs = _parallel(lambda i: catalog.find_by_id(catalog.LIVE, i, projection), ids)
     return [Entry.from_doc(d) for d in docs if d is not None and d["in_playlist"]]
 
 
@@ -444,7 +438,7 @@ class ViewWriter:
                     fields = self._pending.pop(stream_id)
                     self._writing.acquire()
                 try:
-                    coll.update_one({"_id": catalog.doc_id(stream_id, catalog.STREAM_DOC)}, {"$set": fields})
+                    coll.update_one({"_id": catalog.stream_doc_id(stream_id)}, {"$set": fields})
                     metrics.catalog_operations.labels(catalog.LIVE, "update").inc()
                 except Exception:  # a view: log it and let the next batch's view replace it
                     log.exception("refreshing the view of stream %s failed", stream_id)
@@ -463,7 +457,7 @@ def load_states(stream_ids: Iterable[str]) -> dict[str, StreamState]:
 def load_recorded(wanted: Mapping[str, list[int]]) -> dict[str, set[int]]:
     """Which of these chunks are already in the catalog (asked only on replays and for late chunks)."""
     keys = [(sid, i) for sid, idx in wanted.items() for i in idx]
-    found = _parallel(lambda k: _find_by_id(catalog.LIVE, catalog.doc_id(*k), {"_id": 1}), keys)
+    found = _parallel(lambda k: catalog.find_by_id(catalog.LIVE, catalog.doc_id(*k), {"_id": 1}), keys)
     recorded: dict[str, set[int]] = defaultdict(set)
     for (sid, index), doc in zip(keys, found, strict=True):
         if doc is not None:
@@ -565,7 +559,7 @@ def finish_stream(state: StreamState, end: Received) -> None:
     # Only this process ends streams, and it skips an end marker once the state says `vod`, so a replay
     # cannot append a second history entry (a filter on status would cost FerretDB a full scan).
     catalog.collection(catalog.LIVE).update_one(
-        {"_id": catalog.doc_id(state.stream_id, catalog.STREAM_DOC)},
+        {"_id": catalog.stream_doc_id(state.stream_id)},
         {"$set": {**state.view_fields(), "state_version": state.version, "status": "vod", "ended_at": now,
                   "recorded_chunks": len(entries),
                   "recorded_duration_s": sum(e.duration_ms for e in entries) / 1000,

@@ -316,20 +316,13 @@ def _transcode_and_upload(task: Mapping[str, Any], workdir: Path) -> dict[str, A
 # On the driver: catalog, statuses, metrics, playlists
 # =====================================================================================================
 
-def stream_key(stream_id: str) -> str:
-    return catalog.doc_id(stream_id, catalog.STREAM_DOC)
-
-
 # Every catalog read and write of the query goes by `_id` alone (catalog.doc_id: FerretDB scans the whole
 # collection for any other filter). Statuses are therefore checked in Python, not in the update's filter:
 # safe because after the upload this query, on one driver, is the only writer of a VOD stream's document.
 
 def load_stream(stream_id: str) -> dict[str, Any] | None:
-    """The stream document with its `_id`, which later writes use. A document written before `_id`s were
-    derived from the key is found by a (slow) scan, and then written by its own `_id` all the same."""
-    coll = catalog.collection(catalog.VOD)
-    return (coll.find_one({"_id": stream_key(stream_id)})
-            or coll.find_one({"stream_id": stream_id, "chunk_index": catalog.STREAM_DOC}))
+    """The stream document with its `_id`, which later writes use."""
+    return catalog.find_by_id(catalog.VOD, catalog.stream_doc_id(stream_id))
 
 
 def load_streams(stream_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -393,8 +386,7 @@ def record_results(results: Sequence[Mapping[str, Any]], work: Mapping[tuple[str
 
     now = catalog.now()
     final = [r for r in results if r["error_kind"] != "transient"]
-    # No upsert: the upload created every segment document (a legacy one, keyed otherwise, is left as it
-    # was; the stream document below is what the query decides on).
+    # No upsert: the upload created every segment document.
     ops = [UpdateOne({"_id": catalog.doc_id(r["stream_id"], r["chunk_index"])},
                      {"$set": {**chunk_fields(r, batch_id), "transcoded_at": now}})
            for r in final]

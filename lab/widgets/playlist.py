@@ -129,7 +129,7 @@ class PlaylistViewer(LabWidget):
         takes seconds once a stack has run for a while. Chunk documents are insert-only, so one found is
         kept and never asked for again."""
         coll = catalog.collection(catalog.LIVE)
-        stream = coll.find_one({"_id": catalog.doc_id(self.stream_id, catalog.STREAM_DOC)}, {"latest_chunk": 1})
+        stream = coll.find_one({"_id": catalog.stream_doc_id(self.stream_id)}, {"latest_chunk": 1})
         latest = (stream or {}).get("latest_chunk")
         top = max([*self._known, *current.chunks, latest if isinstance(latest, int) else -1, -1])
         for index in range(max(0, top + 1 - STRIP_MAX), top + 1):
