@@ -105,9 +105,8 @@ class PlaylistWatcher:
 
 
 class LagSampler:
-    """Once a second: spark-live's consumer lag gauge, and the backlog a player would notice (chunks
-    published but not yet in a playlist). Spark computes its lag when it plans a batch, against the
-    offsets it is about to read, so it stays near 0 even while a long batch lets events pile up."""
+    """Once a second: spark-live's consumer lag gauge (records on the broker past its last batch, measured
+    after each batch), and the backlog a player would notice (chunks published but not yet in a playlist)."""
 
     def __init__(self, backlog: Callable[[], int]) -> None:
         self.samples: list[float] = []

@@ -30,6 +30,7 @@ import httpx
 from confluent_kafka import KafkaError, Message, Producer
 
 from lab import events, media, metrics, storage, topics
+from lab.api.client import client
 from lab.config import settings
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ class EncoderError(RuntimeError):
 
 
 # --- the control plane: start and end a stream ------------------------------------------------------
-
-def api_client() -> httpx.Client:
-    return httpx.Client(base_url=settings.api_base, headers={"X-API-Key": settings.lab_api_key}, timeout=30)
-
 
 def start_stream(api: httpx.Client, title: str | None = None) -> str:
     """`POST /streams/start`: the catalog entry and an empty playlist exist before the first chunk."""
@@ -210,7 +207,7 @@ class LiveEncoder:
     def __init__(self, *, api: httpx.Client | None = None, producer: Producer | None = None,
                  chunks_per_stream: int | None = None, segment_seconds: float | None = None,
                  resolution: str | None = None, fps: int | None = None, work_dir: Path | None = None):
-        self.api = api or api_client()
+        self.api = api or client()
         self.producer = producer or topics.producer(**{"client.id": "lab-live-encoder"})
         self.chunks_per_stream = chunks_per_stream or settings.live_chunks_per_stream
         self.segment_seconds = segment_seconds or settings.live_segment_seconds
@@ -363,7 +360,7 @@ class Replay:
     def __init__(self, segments: list[Segment] | None = None, *, api: httpx.Client | None = None,
                  producer: Producer | None = None):
         self.segments = segments or sample_segments()
-        self.api = api or api_client()
+        self.api = api or client()
         self.producer = producer or topics.producer(**{"client.id": "lab-live-replay"})
 
     def start_stream(self, title: str | None = None) -> LiveStream:

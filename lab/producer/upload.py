@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from lab.api.client import client, detail
 from lab.config import settings
 
 POLL_S = 0.5
@@ -66,19 +67,7 @@ class ProgressFile(io.RawIOBase):
 
 def api_client(timeout: float = 300.0) -> httpx.Client:
     """The upload answers once the file is stored and cut into segments: allow for a large file."""
-    return httpx.Client(base_url=settings.api_base, headers={"X-API-Key": settings.lab_api_key},
-                        timeout=httpx.Timeout(timeout, connect=5.0))
-
-
-def api_detail(resp: httpx.Response) -> str:
-    """The API's `detail` (FastAPI's error body), or the start of the body when there is none."""
-    try:
-        detail = resp.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
-    if isinstance(detail, list):  # FastAPI's own validation errors: a list of {loc, msg}
-        detail = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
-    return str(detail or resp.text[:200] or resp.reason_phrase)
+    return client(timeout)
 
 
 def check_file(path: str | Path) -> Path:
@@ -109,7 +98,7 @@ def upload_file(client: httpx.Client, path: Path, title: str, on_progress: Progr
         except httpx.HTTPError as exc:
             raise UploadError(f"upload to {settings.api_base} failed: {exc}") from None
     if resp.status_code >= 400:
-        raise UploadError(f"upload refused ({resp.status_code}): {api_detail(resp)}")
+        raise UploadError(f"upload refused ({resp.status_code}): {detail(resp)}")
     return resp.json()
 
 

@@ -62,8 +62,9 @@ def ok(message: str) -> None:
 
 def api(timeout: float = 120.0) -> httpx.Client:
     """The control plane, with the API key write endpoints need."""
-    return httpx.Client(base_url=settings.api_base, headers={"X-API-Key": settings.lab_api_key},
-                        timeout=httpx.Timeout(timeout, connect=5.0))
+    from lab.api.client import client
+
+    return client(timeout)
 
 
 def producer(client_id: str, **overrides: Any):

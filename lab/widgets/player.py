@@ -7,6 +7,7 @@ The player page publishes `window.playerState` (currentTime, fatal, levels, ...)
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from urllib.parse import quote
 
 import httpx
@@ -41,32 +42,30 @@ class Player:
 
 
 def _signed(path: str) -> dict:
+    from lab.api.client import detail
+
     resp = httpx.get(f"{settings.api_base}{path}", timeout=15)
     if resp.status_code != 200:
-        try:
-            detail = resp.json().get("detail")
-        except ValueError:
-            detail = resp.text[:200]
-        raise RuntimeError(f"GET {path}: {resp.status_code} {detail}")
+        raise RuntimeError(f"GET {path}: {resp.status_code} {detail(resp)}")
     return resp.json()
 
 
 def vod_player(stream_id: str, *, height: int = 360) -> Player | HTMLDisplay:
     """The master playlist of a ready VOD stream (`GET /vod/{id}/manifest`), or a short red message."""
-    try:
-        answer = _signed(f"/vod/{stream_id}/manifest")
-    except Exception as exc:
-        return error(exc)
-    return Player(answer["manifest_url"], label=f"{stream_id} (VOD, every rendition)", height=height)
+    return _player(f"/vod/{stream_id}/manifest", lambda _: f"{stream_id} (VOD, every rendition)", height)
 
 
 def live_player(stream_id: str, *, height: int = 360) -> Player | HTMLDisplay:
     """The live playlist (`GET /streams/{id}/live`): the rolling window while live, the recording after."""
+    return _player(f"/streams/{stream_id}/live", lambda answer: f"{stream_id} ({answer['status']})", height)
+
+
+def _player(path: str, label: Callable[[dict], str], height: int) -> Player | HTMLDisplay:
     try:
-        answer = _signed(f"/streams/{stream_id}/live")
+        answer = _signed(path)
     except Exception as exc:
         return error(exc)
-    return Player(answer["manifest_url"], label=f"{stream_id} ({answer['status']})", height=height)
+    return Player(answer["manifest_url"], label=label(answer), height=height)
 
 
 def play(src: str, *, label: str = "", height: int = 360) -> Player:
