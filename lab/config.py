@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     seaweed_volume_port: int = Field(8088, ge=1, le=55535)
     seaweed_filer_port: int = Field(8889, ge=1, le=55535)
     seaweed_metrics_port: int = Field(9327, ge=1, le=65535)
+    # gRPC ports: SeaweedFS would derive each as HTTP port + 10000 (8333 -> 18333, the test stack's S3 port):
+    # set explicitly, listed in lab/stack/ports.py with every other port
+    seaweed_master_grpc_port: int = Field(19333, ge=1, le=65535)
+    seaweed_volume_grpc_port: int = Field(18088, ge=1, le=65535)
+    seaweed_filer_grpc_port: int = Field(18889, ge=1, le=65535)
+    s3_grpc_port: int = Field(18334, ge=1, le=65535)
     bucket_vod_raw: str = "vod-raw"
     bucket_vod_variants: str = "vod-variants"
     bucket_live: str = "live-streams"
@@ -133,6 +139,11 @@ class Settings(BaseSettings):
     jupyter_port: int = Field(8888, ge=1, le=65535)
     jupyter_token: str = "lab-dev-token"
 
+    # --- the embedded stack's supervisor (restarts dead services, serves their restart counts) -----
+    supervisor_metrics_port: int = Field(8768, ge=1, le=65535)
+    supervisor_max_restarts: int = Field(5, ge=1, description="restarts within the window before giving up")
+    supervisor_window_s: float = Field(600.0, gt=0, description="crash-loop window (s)")
+
     @field_validator("lab_state_dir", "lab_tools_dir")
     @classmethod
     def _under_root(cls, value: Path) -> Path:
@@ -142,7 +153,7 @@ class Settings(BaseSettings):
     @field_validator("vod_ladder")
     @classmethod
     def _known_rungs(cls, value: str) -> str:
-        from lab.media import LADDER  # local import keeps config importable first
+        from lab.media.ladder import LADDER  # plain data, no PyAV; local import keeps config importable first
 
         unknown = [r for r in value.split(",") if r.strip() not in LADDER]
         if unknown:

@@ -17,8 +17,12 @@ from typing import BinaryIO
 
 from confluent_kafka import Producer
 
-from lab import catalog, events, media, metrics, storage, topics
+from lab import catalog, events, metrics, storage, topics
 from lab.config import settings
+from lab.media.ffmpeg import FfmpegError, MediaError
+from lab.media.ladder import ladder_for
+from lab.media.probing import SourceInfo, probe
+from lab.media.segmenter import SegmentFile, cut_segments
 
 log = logging.getLogger(__name__)
 COPY_CHUNK = 1024 * 1024
@@ -55,10 +59,10 @@ def receive(stream: BinaryIO, dest: Path, limit: int) -> int:
     return size
 
 
-def check_source(path: Path) -> media.SourceInfo:
+def check_source(path: Path) -> SourceInfo:
     try:
-        info = media.probe(path)
-    except media.MediaError as exc:
+        info = probe(path)
+    except MediaError as exc:
         raise IngestError(415, "file", str(exc)) from None
     if info.duration_s > settings.vod_max_duration_s:
         raise IngestError(422, "file", f"{info.duration_s:.0f}s is longer than VOD_MAX_DURATION_S "
@@ -77,10 +81,10 @@ def ingest(stream: BinaryIO, filename: str, title: str, prod: Producer) -> Inges
         receive(stream, source, settings.vod_max_upload_bytes)
         info = check_source(source)
         stream_id = events.new_vod_id()
-        rungs = [r.name for r in media.ladder_for(info.height, settings.ladder)]
+        rungs = [r.name for r in ladder_for(info.height, settings.ladder)]
         try:
-            segments = media.cut_segments(source, workdir / "raw", settings.vod_segment_seconds, info)
-        except media.FfmpegError as exc:  # probed fine, but ffmpeg cannot read it through
+            segments = cut_segments(source, workdir / "raw", settings.vod_segment_seconds, info)
+        except FfmpegError as exc:  # probed fine, but ffmpeg cannot read it through
             raise IngestError(422, "file", f"cannot be cut into segments: {exc}") from None
         try:
             _store(stream_id, source, segments)
@@ -95,12 +99,12 @@ def ingest(stream: BinaryIO, filename: str, title: str, prod: Producer) -> Inges
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _store(stream_id: str, source: Path, segments: list[media.SegmentFile]) -> None:
+def _store(stream_id: str, source: Path, segments: list[SegmentFile]) -> None:
     client = storage.s3()
     client.upload_file(str(source), settings.bucket_vod_raw, f"{stream_id}/{source.name}",
                        ExtraArgs={"CacheControl": storage.IMMUTABLE})
 
-    def put(seg: media.SegmentFile) -> None:
+    def put(seg: SegmentFile) -> None:
         storage.put_segment(settings.bucket_vod_raw, storage.raw_segment_key(stream_id, seg.index),
                             seg.path.read_bytes(), seg.sha256)
 
@@ -108,7 +112,7 @@ def _store(stream_id: str, source: Path, segments: list[media.SegmentFile]) -> N
         list(pool.map(put, segments))
 
 
-def _register(stream_id: str, title: str, info: media.SourceInfo, segments: list[media.SegmentFile],
+def _register(stream_id: str, title: str, info: SourceInfo, segments: list[SegmentFile],
               rungs: list[str]) -> None:
     now = catalog.now()
     catalog.upsert(catalog.VOD, stream_id, catalog.STREAM_DOC, {
@@ -131,7 +135,7 @@ def _register(stream_id: str, title: str, info: media.SourceInfo, segments: list
     metrics.catalog_operations.labels(catalog.VOD, "insert").inc(len(docs) + 1)
 
 
-def _publish(stream_id: str, segments: list[media.SegmentFile], rungs: list[str], info: media.SourceInfo,
+def _publish(stream_id: str, segments: list[SegmentFile], rungs: list[str], info: SourceInfo,
              prod: Producer) -> None:
     failures: list[str] = []
 

@@ -4,7 +4,7 @@
 2. uploads it through the API and waits for `ready`;
 3. reads the catalog's own timestamps: upload -> ready, and the pipeline's transcode wall time
    (`transcoding` -> `ready`: executors, S3 both ways, catalog, playlists);
-4. runs `media.transcode_ladder_reference` on the same clip with the same rungs, segment length and encoder
+4. runs `lab.media.reference` on the same clip with the same rungs, segment length and encoder
    settings (one ffmpeg decoding once and writing the whole ladder as HLS) before and after the pipeline;
 5. runs the reference once per rung alone, for the cost of each rung.
 It prints figures and never asserts: speed depends on the machine (and on what else it is running, so the
@@ -22,8 +22,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lab import catalog, media
+from lab import catalog
 from lab.config import settings
+from lab.media.ladder import ladder_for
+from lab.media.probing import probe
+from lab.media.reference import transcode_ladder_reference
+from lab.media.sources import make_test_clip
 from lab.producer.upload import UploadError, api_client, upload_file
 from lab.streaming.vod import children_cpu_seconds
 
@@ -82,9 +86,9 @@ def run(seconds: float = 30.0) -> None:
 
 
 def _run(seconds: float, workdir: Path) -> None:
-    clip = media.make_test_clip(workdir / f"bench-{seconds:g}s-{HEIGHT}p.mp4", seconds, WIDTH, HEIGHT, FPS)
-    info = media.probe(clip)
-    rungs = media.ladder_for(info.height, settings.ladder)
+    clip = make_test_clip(workdir / f"bench-{seconds:g}s-{HEIGHT}p.mp4", seconds, WIDTH, HEIGHT, FPS)
+    info = probe(clip)
+    rungs = ladder_for(info.height, settings.ladder)
     names = [r.name for r in rungs]
     _out(f"clip: {seconds:g} s {WIDTH}x{HEIGHT} {FPS} fps, {clip.stat().st_size / 1e6:.1f} MB; "
          f"ladder {', '.join(names)}; {settings.vod_segment_seconds:g} s segments")
@@ -93,7 +97,7 @@ def _run(seconds: float, workdir: Path) -> None:
     # The baseline runs before AND after the pipeline and the ratio uses their mean: on a shared machine the
     # load drifts, and this way both sides see it alike.
     cpu = children_cpu_seconds()
-    before = media.transcode_ladder_reference(clip, workdir / "reference-1", rungs, settings.vod_segment_seconds)
+    before = transcode_ladder_reference(clip, workdir / "reference-1", rungs, settings.vod_segment_seconds)
     reference_cpu = children_cpu_seconds() - cpu
     with api_client() as client:
         sent = time.monotonic()
@@ -106,9 +110,9 @@ def _run(seconds: float, workdir: Path) -> None:
     chunks = catalog.chunk_docs(catalog.VOD, stream_id)
     p = pipeline_figures(doc, chunks)
 
-    after = media.transcode_ladder_reference(clip, workdir / "reference-2", rungs, settings.vod_segment_seconds)
+    after = transcode_ladder_reference(clip, workdir / "reference-2", rungs, settings.vod_segment_seconds)
     reference = (before + after) / 2
-    per_rung = {r.name: media.transcode_ladder_reference(clip, workdir / f"reference-{r.name}", [r],
+    per_rung = {r.name: transcode_ladder_reference(clip, workdir / f"reference-{r.name}", [r],
                                                          settings.vod_segment_seconds) for r in rungs}
     _out(f"after:  {_load()}")
     _out()

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import media
 from lab.config import ROOT
+from lab.media.ffmpeg import MediaError
+from lab.media.probing import probe
+from lab.media.sources import make_test_clip
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,8 @@ def _usable(clip: Clip) -> bool:
     if not clip.path.is_file():
         return False
     try:
-        info = media.probe(clip.path)
-    except media.MediaError:
+        info = probe(clip.path)
+    except MediaError:
         return False
     return (info.width, info.height) == (clip.width, clip.height) and abs(info.duration_s - clip.seconds) < 0.5
 
@@ -57,7 +59,7 @@ def ensure_sample_clips(report: Callable[[str], None] = log.info) -> list[Path]:
             continue
         report(f"making sample clip data/{clip.name} ({clip.seconds:g} s, {clip.width}x{clip.height})")
         partial = clip.path.with_suffix(".partial.mp4")
-        media.make_test_clip(partial, clip.seconds, clip.width, clip.height, clip.fps)
+        make_test_clip(partial, clip.seconds, clip.width, clip.height, clip.fps)
         partial.replace(clip.path)  # appears whole or not at all
     return [c.path for c in SAMPLE_CLIPS]
 

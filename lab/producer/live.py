@@ -29,9 +29,12 @@ from pathlib import Path
 import httpx
 from confluent_kafka import KafkaError, Message, Producer
 
-from lab import events, media, metrics, storage, topics
+from lab import events, metrics, storage, topics
 from lab.api.client import client
 from lab.config import settings
+from lab.media.checksum import sha256_bytes
+from lab.media.h264 import first_frame_is_idr
+from lab.media.sources import live_encoder_command
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +134,7 @@ class LiveStream:
              keyframe_aligned: bool = True) -> PublishedChunk:
         gap, corrupt = self.faults.take()
         seq = self.next_sequence + gap
-        digest = sha256 or media.sha256_bytes(data)
+        digest = sha256 or sha256_bytes(data)
         key = storage.live_chunk_key(self.stream_id, seq)
         # Upload first, publish second: an event never names a segment that is not in the bucket yet.
         storage.put_segment(settings.bucket_live, key, corrupted(data) if corrupt else data, digest)
@@ -168,7 +171,7 @@ class Ffmpeg:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir = out_dir
         self.log_path = out_dir / "ffmpeg.log"
-        argv = media.live_encoder_command(out_dir, segment_seconds, width, height, fps, start_number=0)
+        argv = live_encoder_command(out_dir, segment_seconds, width, height, fps, start_number=0)
         with open(self.log_path, "wb") as log_file:
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_file,
                                          stdin=subprocess.DEVNULL, text=True, bufsize=1)
@@ -274,7 +277,7 @@ class LiveEncoder:
         for segment in self._ffmpeg.segments():
             data = segment.path.read_bytes()
             segment.path.unlink(missing_ok=True)
-            self.stream.send(data, segment.duration_ms, keyframe_aligned=media.first_frame_is_idr(data))
+            self.stream.send(data, segment.duration_ms, keyframe_aligned=first_frame_is_idr(data))
             if len(self.stream.published) >= wanted or stop.is_set():
                 break
 
@@ -323,7 +326,7 @@ def sample_segments(count: int = 5, *, resolution: str = "320x180", fps: int = 2
     segments = []
     for entry in entries:
         data = (cache_dir / entry["file"]).read_bytes()
-        segments.append(Segment(data, media.sha256_bytes(data), entry["duration_ms"],
+        segments.append(Segment(data, sha256_bytes(data), entry["duration_ms"],
                                 entry["keyframe_aligned"]))
     return segments
 
@@ -340,7 +343,7 @@ def _encode_samples(cache_dir: Path, count: int, resolution: str, fps: int, seco
         for segment in ffmpeg.segments():
             data = segment.path.read_bytes()
             entries.append({"file": segment.path.name, "duration_ms": segment.duration_ms,
-                            "keyframe_aligned": media.first_frame_is_idr(data)})
+                            "keyframe_aligned": first_frame_is_idr(data)})
             if len(entries) >= count:
                 break
     finally:

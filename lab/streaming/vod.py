@@ -45,8 +45,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lab import catalog, events, hls, media, metrics, storage
+from lab import catalog, events, hls, metrics, storage
 from lab.config import settings
+from lab.media.checksum import sha256_bytes
+from lab.media.ffmpeg import FfmpegError, MediaError
+from lab.media.ladder import LADDER, ladder_for
+from lab.media.transcode import transcode_segment
 from lab.streaming.common import Received, flush_dead_letters, send_dead_letter, split_batch
 
 if TYPE_CHECKING:
@@ -101,7 +105,7 @@ def event_problem(event: events.VodChunkEvent, stream: Mapping[str, Any]) -> str
     expected = storage.raw_segment_key(event.stream_id, event.chunk_index)
     if event.raw_key != expected:
         return f"raw_key: expected {expected}"
-    unknown = [r for r in event.rungs if r not in media.LADDER]
+    unknown = [r for r in event.rungs if r not in LADDER]
     if unknown:
         return f"rungs: unknown rendition(s) {unknown}"
     return None
@@ -257,7 +261,7 @@ def transcode_task(task: Mapping[str, Any]) -> dict[str, Any]:
         result["ok"] = True
     except ChecksumMismatch as exc:
         result.update(error=str(exc), error_kind="checksum")
-    except (media.FfmpegError, media.MediaError) as exc:
+    except (FfmpegError, MediaError) as exc:
         result.update(error=f"transcode failed: {exc}", error_kind="media")
     except Exception as exc:  # S3 or the network, after boto3's own retries: worth another try later
         if _is_missing(exc):
@@ -287,16 +291,16 @@ def _transcode_and_upload(task: Mapping[str, Any], workdir: Path) -> dict[str, A
     sid, index = task["stream_id"], task["chunk_index"]
     began = time.monotonic()
     data = storage.get_bytes(settings.bucket_vod_raw, task["raw_key"])
-    digest = media.sha256_bytes(data)
+    digest = sha256_bytes(data)
     if digest != task["checksum_sha256"]:
         raise ChecksumMismatch(f"checksum mismatch on {task['raw_key']}: sha256 {digest[:16]}… in the bucket, "
                                f"{task['checksum_sha256'][:16]}… when it was cut")
     raw = workdir / "raw.ts"
     raw.write_bytes(data)
     downloaded = time.monotonic()
-    rungs = media.ladder_for(task["source_height"], list(task["rungs"]))
+    rungs = ladder_for(task["source_height"], list(task["rungs"]))
     cpu = children_cpu_seconds()
-    files = media.transcode_segment(raw, workdir / "out", rungs, index, task["start_ms"] / 1000,
+    files = transcode_segment(raw, workdir / "out", rungs, index, task["start_ms"] / 1000,
                                     threads=task.get("threads", 0))
     cpu = children_cpu_seconds() - cpu
     encoded = time.monotonic()

@@ -11,6 +11,7 @@ import av
 import pytest
 
 from lab import hls, media
+from lab.media import h264
 
 SEGMENT_S = 2.0
 CLIP_S = 6.0
@@ -199,9 +200,9 @@ def test_first_frame_is_idr_reads_bytes_too(segments: list[media.SegmentFile]) -
 def test_idr_detection_on_nal_units() -> None:
     aud, sps = b"\x00\x00\x00\x01\x09\xf0", b"\x00\x00\x01\x67\x4d"
     idr, non_idr = b"\x00\x00\x01\x65\x88", b"\x00\x00\x01\x41\x9a"
-    assert media._idr_first(aud + sps + idr)
-    assert not media._idr_first(aud + non_idr)
-    assert media._idr_first((2).to_bytes(4, "big") + b"\x65\x88")  # MP4 length-prefixed form
+    assert h264._idr_first(aud + sps + idr)
+    assert not h264._idr_first(aud + non_idr)
+    assert h264._idr_first((2).to_bytes(4, "big") + b"\x65\x88")  # MP4 length-prefixed form
 
 
 # --- transcoding -------------------------------------------------------------------------------------
