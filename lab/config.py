@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     lab_host: str = "127.0.0.1"
     lab_public_host: str = Field("localhost", description="host name browsers and players use")
     lab_startup_timeout_s: float = Field(120.0, gt=0)
+    # Where the kernel, the API and the Spark jobs reach the lab's own processes (the producer's and Spark's
+    # /metrics, JupyterLab): NAME=HOST pairs; empty means LAB_HOST embedded and the compose service name in
+    # containers. The container-mode lesson test points them at 127.0.0.1 (tests/containers.env).
+    lab_service_hosts: str = Field("", pattern=r"^([a-z0-9-]+=[A-Za-z0-9_.:-]+)?(,[a-z0-9-]+=[A-Za-z0-9_.:-]+)*$")
+    # Who runs the `docker compose kill/stop/start` commands lesson 08 prints in containers mode: the learner in
+    # a host terminal, or (tests only, no Docker engine) the embedded stack standing in for compose.
+    lab_host_terminal: Literal["learner", "emulated"] = "learner"
 
     # --- Kafka ---------------------------------------------------------------------------------
     kafka_bootstrap: str = Field("", description="host:port list; empty means the embedded broker")
@@ -200,6 +207,13 @@ class Settings(BaseSettings):
     @cached_property
     def api_public_base(self) -> str:
         return self.api_public_url or f"http://{self.lab_public_host}:{self.api_port}"
+
+    # The rule (lab/urls.py applies it): code in a kernel, the API or a Spark job uses the internal addresses
+    # above (s3_url, api_base, ...); only what a browser loads uses the *_public_* ones.
+    def service_host(self, name: str) -> str:
+        """Host of one of the lab's own processes (`spark-job`, `producer`, `jupyter`), as seen from inside."""
+        pairs = dict(p.split("=", 1) for p in self.lab_service_hosts.split(",") if p)
+        return pairs.get(name) or (name if self.lab_mode == "containers" else self.lab_host)
 
     @cached_property
     def ladder(self) -> list[str]:
