@@ -30,7 +30,7 @@ import httpx
 from confluent_kafka import KafkaError, Message, Producer
 
 from lab import events, metrics, storage, topics
-from lab.api.client import client
+from lab.apiclient import client
 from lab.config import settings
 from lab.media.checksum import sha256_bytes
 from lab.media.h264 import first_frame_is_idr

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from lab.api.client import client, detail
+from lab.apiclient import client, detail
 from lab.config import settings
 
 POLL_S = 0.5

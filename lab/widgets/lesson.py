@@ -62,7 +62,7 @@ def ok(message: str) -> None:
 
 def api(timeout: float = 120.0) -> httpx.Client:
     """The control plane, with the API key write endpoints need."""
-    from lab.api.client import client
+    from lab.apiclient import client
 
     return client(timeout)
 

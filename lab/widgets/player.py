@@ -42,7 +42,7 @@ class Player:
 
 
 def _signed(path: str) -> dict:
-    from lab.api.client import detail
+    from lab.apiclient import detail
 
     resp = httpx.get(f"{settings.api_base}{path}", timeout=15)
     if resp.status_code != 200:

@@ -1,4 +1,6 @@
-"""The control plane seen from outside: an httpx client with the API key, and its error messages."""
+"""The control plane seen from outside: an httpx client with the API key, and its error messages. A neutral
+module beside lab/api (not inside it), so the producer, `lab upload` and the widgets call the API without
+importing the API server's package."""
 
 from __future__ import annotations
 
