@@ -5,6 +5,13 @@ A widget's `render()` returns HTML; `refresh()` calls it and puts the result in 
 `refresh()` every `interval` seconds in a daemon thread that stops when the widget is closed, when the
 "live" toggle is switched off, or after `max_lifetime_s` (a forgotten notebook tab does not poll forever).
 The thread only ever sets widget values: it never prints, so nothing it does lands in another cell's output.
+
+Locking: a traitlets observer runs synchronously in the thread that set the trait. So when `render()` (inside
+the refresh lock) changes a control, that control's observers run right there, inside the lock. Two rules keep
+that from deadlocking: controls that `render()` changes are set through `set_options`/`quiet_controls`, whose
+changes do not call `refresh()` (`on_change` observers ignore them); and a `refresh()` re-entered from the
+thread that is already refreshing returns at once instead of waiting on its own lock. A refresh from another
+thread waits at most `lock_timeout_s`, then says the widget is busy.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ from __future__ import annotations
 import html
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,16 +117,16 @@ class LabWidget(widgets.VBox):
     """Header (title, controls, refresh, live toggle, status) over an HTML body filled by `render()`."""
 
     title = "widget"
+    lock_timeout_s = 60.0
 
     def __init__(self, *, controls: Sequence[widgets.Widget] = (), interval: float | None = None,
                  auto: bool = False, max_lifetime_s: float = 1800.0, refresh_now: bool = True):
         self._lock = threading.Lock()
+        self._local = threading.local()  # per thread: `refreshing` (inside refresh) and `quiet` (render sets controls)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.interval = interval
         self.max_lifetime_s = max_lifetime_s
-        self.last_error: str | None = None
-        self.refreshes = 0
         self._heading = widgets.HTML(f"<b>{esc(self.title)}</b>")
         self._status = widgets.HTML()
         self._button = widgets.Button(description="refresh", icon="refresh", tooltip="refresh now",
@@ -146,28 +154,65 @@ class LabWidget(widgets.VBox):
     def render(self) -> str:
         raise NotImplementedError
 
+    # --- controls -------------------------------------------------------------------------------
+    def on_change(self, control: widgets.Widget, names: str = "value") -> None:
+        """Refresh when the learner changes `control`; a change made by `render()` itself does not."""
+        control.observe(self._control_changed, names=names)
+
+    def _control_changed(self, _change: dict) -> None:
+        if not getattr(self._local, "quiet", False):
+            self.refresh()
+
+    @contextmanager
+    def quiet_controls(self) -> Iterator[None]:
+        """Set controls in this block without their `on_change` observers refreshing (render() uses it)."""
+        before = getattr(self._local, "quiet", False)
+        self._local.quiet = True
+        try:
+            yield
+        finally:
+            self._local.quiet = before
+
+    def set_options(self, select: widgets.Dropdown, options: Sequence[Any], value: Any) -> None:
+        """New options for a dropdown that keep `value` selected. Not under hold_trait_notifications: the
+        dropdown's own options observer would then run last and select the first option (ipywidgets 8)."""
+        with self.quiet_controls():
+            if tuple(select.options) != tuple(options):
+                select.options = list(options)
+            if select.value != value:
+                select.value = value
+
     # --- refreshing -------------------------------------------------------------------------------
     def refresh(self) -> bool:
         """Render into the body; on any error keep the last body and show one red line. Returns success."""
-        with self._lock:
-            try:
-                content = self.render()
-            except Exception as exc:  # a widget never raises into the notebook
-                self.last_error = short_error(exc)
-                self._status.value = error_html(exc)
-                return False
-            body = TABLE_CSS + content
-            unchanged = body == self.body.value
-            self.body.value = body
-            self.last_error = None
-            self.refreshes += 1
-            self._status.value = muted_html(f"updated {datetime.now().strftime('%H:%M:%S')}")
-            if unchanged and threading.current_thread() is threading.main_thread():
-                # A refresh asked for in a cell re-sends the body even when the background thread already
-                # set it: that thread's messages belong to the cell that started it, and a notebook run
-                # headless (nbclient, nbval) keeps only each cell's own, so the saved widget would be stale.
-                self.body.send_state("value")
-            return True
+        if getattr(self._local, "refreshing", False):
+            return True  # re-entered from this thread's own render(): never wait on our own lock
+        if not self._lock.acquire(timeout=self.lock_timeout_s):
+            self._status.value = muted_html("busy: the last refresh is still running; try again")
+            return False
+        self._local.refreshing = True
+        try:
+            return self._refresh_locked()
+        finally:
+            self._local.refreshing = False
+            self._lock.release()
+
+    def _refresh_locked(self) -> bool:
+        try:
+            content = self.render()
+        except Exception as exc:  # a widget never raises into the notebook
+            self._status.value = error_html(exc)
+            return False
+        body = TABLE_CSS + content
+        unchanged = body == self.body.value
+        self.body.value = body
+        self._status.value = muted_html(f"updated {datetime.now().strftime('%H:%M:%S')}")
+        if unchanged and threading.current_thread() is threading.main_thread():
+            # A refresh asked for in a cell re-sends the body even when the background thread already
+            # set it: that thread's messages belong to the cell that started it, and a notebook run
+            # headless (nbclient, nbval) keeps only each cell's own, so the saved widget would be stale.
+            self.body.send_state("value")
+        return True
 
     def start(self) -> None:
         if self._live is not None and not self._live.value:
@@ -217,14 +262,6 @@ class LabWidget(widgets.VBox):
 
     def __repr__(self) -> str:  # the text/plain nbval compares: stable, unlike the widget's values
         return f"{self.title} (widget)"
-
-
-def guarded(render: Callable[[], str]) -> str:
-    """Call a render function, turning any error into one red line (for one-off HTML displays)."""
-    try:
-        return render()
-    except Exception as exc:
-        return error_html(exc)
 
 
 class HTMLDisplay:

@@ -40,10 +40,6 @@ def _natural(key: str) -> list[Any]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key)]
 
 
-def cache_control_of(bucket: str, key: str) -> str | None:
-    return storage.s3().head_object(Bucket=bucket, Key=key).get("CacheControl")
-
-
 class BucketBrowser(LabWidget):
     """Pick a bucket and a prefix (usually a stream id followed by `/`)."""
 
@@ -58,8 +54,8 @@ class BucketBrowser(LabWidget):
         self.limit = limit
         self.objects = pd.DataFrame()
         super().__init__(controls=[self.bucket_select, self.prefix_text], interval=interval, auto=auto)
-        self.bucket_select.observe(lambda _: self.refresh(), names="value")
-        self.prefix_text.observe(lambda _: self.refresh(), names="value")
+        self.on_change(self.bucket_select)
+        self.on_change(self.prefix_text)
 
     def render(self) -> str:
         bucket, prefix = self.bucket_select.value, self.prefix_text.value

@@ -113,10 +113,11 @@ class CatalogBrowser(LabWidget):
         self.chunks = pd.DataFrame()
         super().__init__(controls=[self.collection_select, self.stream_select], interval=interval, auto=auto)
         self.collection_select.observe(self._collection_changed, names="value")
-        self.stream_select.observe(lambda _: self.refresh(), names="value")
+        self.on_change(self.stream_select)
 
     def _collection_changed(self, _: dict) -> None:
-        self.stream_select.value = None
+        with self.quiet_controls():
+            self.stream_select.value = None
         self.refresh()
 
     def render(self) -> str:
@@ -125,10 +126,7 @@ class CatalogBrowser(LabWidget):
         chosen = self.stream_select.value
         if chosen and chosen not in ids:
             ids.insert(0, chosen)
-        if tuple(self.stream_select.options) != tuple(ids):
-            with self.hold_trait_notifications():
-                self.stream_select.options = ids
-                self.stream_select.value = chosen if chosen in ids else None
+        self.set_options(self.stream_select, ids, chosen)  # keeps the shown stream selected; no re-render
         if not chosen:
             rows = [tuple(r) for r in streams.astype(object).where(streams.notna(), "").itertuples(index=False)]
             listing = html_table(list(streams.columns), rows) if rows else muted_html("no streams yet")

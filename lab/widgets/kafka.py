@@ -179,8 +179,8 @@ class TopicBrowser(LabWidget):
         self.messages: list[dict[str, Any]] = []
         self.topics = pd.DataFrame()
         super().__init__(controls=[self.topic_select, self.n_slider], interval=interval, auto=auto)
-        self.topic_select.observe(lambda _: self.refresh(), names="value")
-        self.n_slider.observe(lambda _: self.refresh(), names="value")
+        self.on_change(self.topic_select)
+        self.on_change(self.n_slider)
 
     def render(self) -> str:
         frame = topic_frame(pipeline_topics())
