@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from lab.config import settings
+from lab.waiting import wait_for  # noqa: F401 (lessons call lesson.wait_for)
 
-T = TypeVar("T")
 QUIET_LOGGERS = ("lab", "py4j", "pyspark", "botocore", "boto3", "urllib3", "httpx", "httpcore", "s3transfer")
 
 
@@ -73,18 +73,6 @@ def producer(client_id: str, **overrides: Any):
     from lab import topics
 
     return topics.producer(**{"client.id": client_id, "logger": logging.getLogger("lab.kafka"), **overrides})
-
-
-def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60.0, every: float = 0.5) -> T:
-    """Poll until `predicate()` is truthy and return it; TimeoutError naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(every)
 
 
 class Background:

@@ -24,8 +24,8 @@ import pytest
 
 from lab import catalog, events, hls, media, playback, storage
 from lab.config import settings
+from lab.waiting import wait_for
 from lab.widgets.player import player_url
-from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack")]
 

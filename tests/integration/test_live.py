@@ -22,7 +22,7 @@ from lab import catalog, events, media, storage, topics
 from lab.bench.live import scrape_spark_live
 from lab.config import settings
 from lab.producer.live import LiveEncoder, LiveStream, Replay, sample_segments
-from tests.polling import wait_for
+from lab.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack")]
 

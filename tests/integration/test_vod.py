@@ -25,7 +25,7 @@ from lab import catalog, events, media, storage, topics
 from lab import stack as lab_stack
 from lab.config import settings
 from lab.stack import supervisor
-from tests.polling import wait_for
+from lab.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack")]
 
