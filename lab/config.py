@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", ""}
+# Secrets whose shipped values are public: the committed .env sets each to its default below (a unit test
+# reads the committed .env and checks it). Containers mode refuses those values and the placeholders.
+SECRET_SETTINGS = ("lab_api_key", "url_signing_secret", "s3_secret_key", "jupyter_token", "grafana_password")
 
 
 def _env_files() -> tuple[Path, ...]:
@@ -108,6 +111,8 @@ class Settings(BaseSettings):
     api_public_url: str = Field("", description="URL players use; empty means http://lab_public_host:api_port")
     lab_api_key: str = "lab-dev-key"
     url_signing_secret: str = "lab-dev-signing-secret"
+    api_max_json_bytes: int = Field(8192, ge=512, le=1_048_576, description="body limit of the JSON routes")
+    api_body_read_timeout_s: float = Field(10.0, gt=0, le=300, description="a request body idle this long: 408")
 
     # --- producer ------------------------------------------------------------------------------
     producer_metrics_port: int = Field(8765, ge=1, le=65535)
@@ -127,6 +132,11 @@ class Settings(BaseSettings):
     vod_segment_seconds: float = Field(4.0, ge=1, le=30)
     vod_max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1024)
     vod_max_duration_s: float = Field(3 * 3600, gt=0)
+    vod_min_duration_s: float = Field(1.0, gt=0, description="shorter uploads are refused (422)")
+    vod_min_width: int = Field(160, ge=2, description="narrower sources are refused (422)")
+    vod_min_height: int = Field(90, ge=2, description="lower sources are refused (422)")
+    vod_max_width: int = Field(7680, ge=2, description="wider sources are refused (422)")
+    vod_max_height: int = Field(4320, ge=2, description="taller sources are refused (422)")
     vod_ladder: str = Field("1080p,720p,480p,360p", description="renditions, highest first")
 
     # --- Spark ---------------------------------------------------------------------------------
@@ -174,9 +184,12 @@ class Settings(BaseSettings):
         if self.live_interval_min > self.live_interval_max:
             raise ValueError("LIVE_INTERVAL_MIN must not exceed LIVE_INTERVAL_MAX")
         if self.lab_mode == "containers":
-            for name in ("lab_api_key", "url_signing_secret", "s3_secret_key", "jupyter_token"):
-                if getattr(self, name).lower() in PLACEHOLDER_SECRETS:
-                    raise ValueError(f"{name.upper()} is a placeholder; set a real secret in .env")
+            public = [name.upper() for name in SECRET_SETTINGS
+                      if getattr(self, name).lower() in PLACEHOLDER_SECRETS
+                      or getattr(self, name) == type(self).model_fields[name].default]
+            if public:
+                raise ValueError(f"{', '.join(public)}: a placeholder or the value shipped in the repository's "
+                                 f".env, public to anyone; set real secrets in .env")
         return self
 
     # --- derived values: the one place URLs are assembled ------------------------------------
