@@ -25,7 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lab import catalog, events, storage
 from lab.config import settings
-from lab.producer.live import LiveStream, PublishedChunk, Replay, sample_segments
+from lab.producer.replay import Replay, sample_segments
+from lab.producer.stream import LiveStream, PublishedChunk
 
 DRAIN_TIMEOUT_S = 20.0
 CHUNK_URI = re.compile(r"chunks/(\d+)\.ts")

@@ -38,7 +38,7 @@ def main(vod: bool = True, live: bool = True) -> None:
     closers: list[Callable[[], None]] = []
     workers: list[threading.Thread] = []
     if live:
-        from lab.producer.live import LiveEncoder
+        from lab.producer.encoder import LiveEncoder
 
         encoder = LiveEncoder()
         closers.append(encoder.close)

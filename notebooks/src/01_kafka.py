@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from lab import events, storage, topics
 from lab.config import settings
-from lab.producer.live import sample_segments
+from lab.producer.replay import sample_segments
 from lab.widgets import TopicBrowser, group_lag_frame, lesson, topic_frame
 from lab.widgets.kafka import consumer_groups, last_messages
 

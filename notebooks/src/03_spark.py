@@ -23,7 +23,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from lab.config import settings
-from lab.producer.live import Replay, sample_segments
+from lab.producer.replay import Replay, sample_segments
 from lab.streaming import live, session, vod
 from lab.widgets import HTMLDisplay, lesson, topic_frame
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from lab import catalog
 from lab.config import settings
-from lab.producer.live import LiveEncoder
+from lab.producer.encoder import LiveEncoder
 from lab.widgets import PlaylistViewer, chunks_frame, lesson, live_player, read_playlist
 from lab.widgets.charts import value
 

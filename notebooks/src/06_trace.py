@@ -18,7 +18,7 @@ import m3u8
 
 from lab import catalog, events, media, storage, topics
 from lab.config import settings
-from lab.producer.live import Replay, sample_segments
+from lab.producer.replay import Replay, sample_segments
 from lab.widgets import Hop, TopicBrowser, lesson, plot_trace, trace_frame
 
 lesson.setup()

@@ -15,7 +15,7 @@
 import threading
 
 from lab.config import ROOT
-from lab.producer.live import Replay, sample_segments
+from lab.producer.replay import Replay, sample_segments
 from lab.stack.services import scrape_targets
 from lab.widgets import MetricCharts, dashboard_panels, instant, lesson, plot_panels, range_frame, value
 from lab.widgets.charts import DASHBOARD, expand

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from lab import catalog, events, storage
 from lab.config import settings
-from lab.producer.live import Replay, sample_segments
+from lab.producer.replay import Replay, sample_segments
 from lab.widgets import PlaylistViewer, StackHealth, lesson
 
 lesson.setup()

@@ -23,7 +23,7 @@ import pandas as pd
 
 from lab import playback, storage
 from lab.config import ROOT, settings
-from lab.producer.live import Replay, sample_segments
+from lab.producer.replay import Replay, sample_segments
 from lab.widgets import lesson
 
 lesson.setup()

@@ -142,7 +142,7 @@ def test_uploaded_vod_plays_every_rendition_listed(browser, api):
 
 
 def test_live_stream_plays_while_live(browser, api):
-    from lab.producer.live import LiveEncoder
+    from lab.producer.encoder import LiveEncoder
 
     encoder = LiveEncoder(api=api, resolution="640x360", fps=25, segment_seconds=2.0,
                           work_dir=settings.lab_state_dir / "browser-test-encoder")

@@ -21,7 +21,9 @@ from confluent_kafka import Consumer, Message
 from lab import catalog, events, media, storage, topics
 from lab.bench.live import scrape_spark_live
 from lab.config import settings
-from lab.producer.live import LiveEncoder, LiveStream, Replay, sample_segments
+from lab.producer.encoder import LiveEncoder
+from lab.producer.replay import Replay, sample_segments
+from lab.producer.stream import LiveStream
 from lab.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack")]
