@@ -135,21 +135,92 @@ def spark_session(app_name: str, master: str = "local[1]"):
     return spark
 
 
-# --- services of the embedded stack (lesson 08) ---------------------------------------------------
+# --- services, in either mode (lesson 08) -----------------------------------------------------------
+# Embedded mode controls its local processes. In the container stack they are not the kernel's (no Docker
+# socket is mounted into `jupyter`, on purpose): the lesson prints the exact command for a terminal on the
+# host, then waits, bounded, until the service's health probe shows the effect.
 
-def _embedded_only(what: str) -> None:
-    if settings.lab_mode != "embedded":
-        raise RuntimeError(f"{what} uses the embedded stack's supervisor; in the container stack use "
-                           "`docker compose stop/start SERVICE` instead")
+HOST_COMMAND_WAIT_S = 300.0
+# compose service -> the embedded services that stand in for it when LAB_HOST_TERMINAL=emulated (tests)
+EMULATED_BY = {"spark-job": ("spark-vod", "spark-live"), "mongodb": ("catalog",)}
 
 
-def kill_service(name: str) -> int:
-    """SIGKILL a service's whole process group, as a crash would (no clean shutdown). Returns the old pid."""
+def compose_command(action: str, name: str) -> str:
+    """`docker compose kill spark-job` for `kill_service("spark-live")` in the container stack."""
+    from lab.widgets.health import mode_name
+
+    return f"docker compose {action} {mode_name(name)}"
+
+
+def _in_host_terminal(action: str, name: str, *, healthy_after: bool, timeout: float) -> float:
+    """Print the host command, then wait until the service's probe says `healthy_after`; returns seconds."""
+    from lab.widgets.health import mode_name
+
+    command = compose_command(action, name)
+    print(f"In a terminal on your host, in the lab's folder, run:\n    {command}")  # noqa: T201
+    began = time.monotonic()
+    if settings.lab_host_terminal == "emulated":
+        _emulate(action, mode_name(name))
+    state = "healthy" if healthy_after else "down"
+    wait_for(lambda: healthy(name) == healthy_after, f"`{command}` to take effect ({mode_name(name)} {state})",
+             timeout=timeout, every=1.0)
+    return time.monotonic() - began
+
+
+def _emulate(action: str, compose_name: str) -> None:
+    """What the host command would do, done by the embedded stack in another process (a second terminal):
+    the container-mode lesson test has no Docker engine."""
+    import subprocess
+    import sys
+
+    names = EMULATED_BY.get(compose_name, (compose_name,))
+    code = "import sys; from lab.widgets import lesson; lesson.embedded_control(sys.argv[1], sys.argv[2:])"
+    subprocess.run([sys.executable, "-c", code, action, *names], env={**os.environ, "LAB_MODE": "embedded"},
+                   check=True, timeout=HOST_COMMAND_WAIT_S, capture_output=True)
+
+
+def embedded_control(action: str, names: list[str]) -> None:
+    """`kill`, `stop` or `start` embedded services by name (the emulated host terminal's commands)."""
+    for name in names:
+        {"kill": _embedded_kill, "stop": _embedded_stop, "start": _embedded_start}[action](name)
+
+
+def kill_service(name: str) -> int | None:
+    """SIGKILL a service's whole process group, as a crash would (no clean shutdown). Returns the old pid;
+    in the container stack, None once the printed `docker compose kill` has taken effect."""
+    if settings.lab_mode == "containers":
+        _in_host_terminal("kill", name, healthy_after=False, timeout=HOST_COMMAND_WAIT_S)
+        return None
+    return _embedded_kill(name)
+
+
+def stop_service(name: str) -> None:
+    """SIGTERM, as `lab down` does (`docker compose stop` in containers): the service shuts down cleanly."""
+    if settings.lab_mode == "containers":
+        _in_host_terminal("stop", name, healthy_after=False, timeout=HOST_COMMAND_WAIT_S)
+        return
+    _embedded_stop(name)
+
+
+def start_service(name: str) -> float:
+    """Start a service again and wait until it is healthy; returns the seconds it took."""
+    if settings.lab_mode == "containers":
+        return _in_host_terminal("start", name, healthy_after=True, timeout=HOST_COMMAND_WAIT_S)
+    return _embedded_start(name)
+
+
+def healthy(name: str) -> bool:
+    """The service's health probe, by its name in either mode (`spark-live` is `spark-job` in containers)."""
+    from lab.widgets import health
+
+    return health.healthy(name)
+
+
+def _embedded_kill(name: str) -> int:
     import signal
 
     from lab.stack import supervisor
 
-    _embedded_only("kill_service")
     pid = supervisor.running_pid(name)
     if pid is None:
         raise RuntimeError(f"{name} is not running")
@@ -173,24 +244,20 @@ def _wait_released(name: str, pgid: int) -> None:
              every=0.2)
 
 
-def stop_service(name: str) -> None:
-    """SIGTERM, as `lab down` does: the service shuts down cleanly."""
+def _embedded_stop(name: str) -> None:
     from lab.stack import supervisor
 
-    _embedded_only("stop_service")
     pid = supervisor.running_pid(name)
     supervisor.stop(name)
     if pid is not None:
         _wait_released(name, pid)
 
 
-def start_service(name: str) -> float:
-    """Start a service again and wait until it is healthy; returns the seconds it took."""
+def _embedded_start(name: str) -> float:
     from lab import stack
     from lab.stack import supervisor
     from lab.stack.services import all_services
 
-    _embedded_only("start_service")
     began = time.monotonic()
     if supervisor.running_pid(name) is None:  # a port still held by a process on its way out
         port = all_services()[name].port
@@ -198,10 +265,3 @@ def start_service(name: str) -> float:
                  every=0.2)
     stack.up([name], report=lambda _msg: None)
     return time.monotonic() - began
-
-
-def healthy(name: str) -> bool:
-    from lab.stack import supervisor
-    from lab.stack.services import all_services
-
-    return supervisor.safe_healthy(all_services()[name])

@@ -17,6 +17,7 @@ import httpx
 import pandas as pd
 from IPython.display import IFrame
 
+from lab import urls
 from lab.config import ROOT, settings
 from lab.widgets import lesson
 
@@ -111,7 +112,7 @@ pd.DataFrame(doc["status_history"])
 manifest = api.get(f"/vod/{vod_id}/manifest").json()
 print("player URL:", manifest["manifest_url"])
 print("CDN URL:   ", manifest["cdn_url"])
-print("playlist answers:", httpx.get(manifest["manifest_url"]).status_code)
+print("playlist answers:", urls.fetch(manifest["manifest_url"]).status_code)  # a browser URL, fetched from inside
 
 # %% [markdown]
 # ## A live stream: start and end

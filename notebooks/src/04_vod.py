@@ -20,7 +20,7 @@ import m3u8
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lab import catalog, media, storage
+from lab import catalog, storage, urls
 from lab.config import ROOT, settings
 from lab.widgets import BucketBrowser, CatalogBrowser, PlaylistViewer, chunks_frame, lesson, read_playlist, vod_player
 
@@ -170,7 +170,7 @@ fig
 
 # %%
 url = api.get(f"/vod/{vod_id}/manifest").json()["manifest_url"]
-media.decode_check(url)
+urls.decode_check(url)  # ffmpeg, from inside the stack: lab/urls.py
 assert [h["status"] for h in final["status_history"]] == ["uploaded", "processing", "transcoding", "ready"]
 assert [s for s, _ in seen][-1] == "ready"
 assert list(rungs["rung"]) == ["720p", "480p", "360p"], "never upscaled, never skipped"

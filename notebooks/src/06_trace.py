@@ -13,10 +13,9 @@
 # %%
 import time
 
-import httpx
 import m3u8
 
-from lab import catalog, events, media, storage, topics
+from lab import catalog, events, media, storage, topics, urls
 from lab.config import settings
 from lab.producer.replay import Replay, sample_segments
 from lab.widgets import Hop, TopicBrowser, lesson, plot_trace, trace_frame
@@ -83,10 +82,10 @@ doc = lesson.wait_for(lambda: catalog.collection(catalog.LIVE).find_one(
 
 # 5. a player: the signed live playlist from the API, then the segment straight from S3
 t_player = now()
-signed = httpx.get(api.get(f"/streams/{stream_id}/live").json()["manifest_url"], timeout=30)
+signed = urls.fetch(api.get(f"/streams/{stream_id}/live").json()["manifest_url"])  # browser URLs, from inside
 t_playlist = now()
 segment_url = next(s.uri for s in m3u8.loads(signed.text).segments if f"/chunks/{INDEX}.ts" in s.uri)
-fetched = httpx.get(segment_url, timeout=30)
+fetched = urls.fetch(segment_url)
 t_fetched = now()
 print(f"chunk {INDEX}: Kafka partition {ack['partition']}, offset {ack['offset']}; Spark batch {doc['batch_id']}; "
       f"player got {fetched.status_code}")

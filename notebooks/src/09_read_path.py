@@ -17,11 +17,10 @@
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import m3u8
 import pandas as pd
 
-from lab import playback, storage
+from lab import playback, storage, urls  # urls.fetch: a browser URL, fetched from inside the stack
 from lab.config import ROOT, settings
 from lab.producer.replay import Replay, sample_segments
 from lab.widgets import lesson
@@ -62,7 +61,7 @@ url = answer["manifest_url"]
 query = parse_qs(urlsplit(url).query)
 print("manifest_url:", url)
 print(f"expires in about {int(query['exp'][0]) - time.time():.0f} s")
-resp = httpx.get(url)
+resp = urls.fetch(url)
 print("GET it:", resp.status_code, resp.headers["content-type"])
 
 # %% [markdown]
@@ -94,7 +93,7 @@ short, _ = playback.signed_playlist_url(live_id, storage.LIVE_PLAYLIST_NAME, ttl
 time.sleep(2.5)
 refusals = {}
 for name, u in (("forged signature", forged), ("another stream's signature", borrowed), ("expired", short)):
-    r = httpx.get(u)
+    r = urls.fetch(u)
     refusals[name] = r.status_code
     print(f"{name:<27} {r.status_code} {r.json()['detail']}")
 replay.end(other)
@@ -107,11 +106,11 @@ replay.end(other)
 
 # %%
 segment_key = storage.live_chunk_key(live_id, 0)
-unsigned = httpx.get(f"{settings.s3_public_url}/{settings.bucket_live}/{segment_key}")
+unsigned = urls.fetch(f"{settings.s3_public_url}/{settings.bucket_live}/{segment_key}")
 fresh = storage.presigned_get(settings.bucket_live, segment_key, 3)  # valid for 3 s
-ok_now = httpx.get(fresh)
+ok_now = urls.fetch(fresh)
 time.sleep(4.5)
-expired = httpx.get(fresh)
+expired = urls.fetch(fresh)
 print("unsigned:                ", unsigned.status_code)
 print("presigned, fresh:        ", ok_now.status_code, f"({len(ok_now.content) // 1024} KiB of MPEG-TS)")
 print("presigned, after expiry: ", expired.status_code)
@@ -146,14 +145,14 @@ rows = [
 table = [{"object": name, "bucket": bucket, "Cache-Control": cache_control(bucket, key)}
          for name, bucket, key in rows]
 table.append({"object": "signed live playlist (API)", "bucket": "-",
-              "Cache-Control": httpx.get(url).headers["cache-control"]})
+              "Cache-Control": urls.fetch(url).headers["cache-control"]})
 
 replay.end(stream)
 lesson.wait_for(lambda: api.get(f"/streams/{live_id}/metadata").json()["status"] == "vod", "vod", timeout=120)
 table.append({"object": "live playlist, after the end", "bucket": settings.bucket_manifests,
               "Cache-Control": cache_control(settings.bucket_manifests, live_key)})
 table.append({"object": "signed playlist of a finished stream (API)", "bucket": "-",
-              "Cache-Control": httpx.get(url).headers["cache-control"]})
+              "Cache-Control": urls.fetch(url).headers["cache-control"]})
 cache_table = pd.DataFrame(table)
 cache_table
 
