@@ -58,10 +58,32 @@ def cmd_status(args: argparse.Namespace) -> None:
     from lab import stack
 
     rows = stack.status()
-    table = [(s.name, s.pid or "-", s.port, "healthy" if s.healthy else ("UNHEALTHY" if s.pid else "stopped"),
-              f"{s.rss_bytes / 2**20:.0f} MiB" if s.pid else "-") for s in rows]
-    _table(table, ("service", "pid", "port", "health", "rss"))
-    _print(f"total RSS of the running stack: {sum(s.rss_bytes for s in rows) / 2**30:.2f} GiB")
+    table = [(s.name, s.pid or "-", s.port, _health(s), f"{s.rss_bytes / 2**20:.0f} MiB" if s.pid else "-",
+              s.restarts) for s in rows]
+    _table(table, ("service", "pid", "port", "health", "rss", "restarts"))
+    _print(f"total RSS of the running stack: {sum(s.rss_bytes for s in rows) / 2**30:.2f} GiB",
+           *(s.note for s in rows if s.note))
+
+
+def _health(s) -> str:
+    if s.note:
+        return "CRASH-LOOP"
+    return "healthy" if s.healthy else ("UNHEALTHY" if s.pid else "stopped")
+
+
+def cmd_supervise(args: argparse.Namespace) -> None:
+    from lab.stack import watch
+
+    watch.run()
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from lab.stack import doctor
+
+    text, ok = doctor.report(doctor.run_checks())
+    _print(text)
+    if not ok:
+        raise SystemExit(1)
 
 
 def cmd_logs(args: argparse.Namespace) -> None:
@@ -134,6 +156,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
         bench_live(streams=args.streams, rate=args.rate, duration=args.duration)
 
 
+def cmd_lessons(args: argparse.Namespace) -> None:
+    from lab import lessons
+
+    try:
+        _print(*lessons.restore([] if "all" in args.lessons else args.lessons))
+    except lessons.LessonError as exc:
+        raise SystemExit(f"lab lessons: {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lab", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -151,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("services", nargs="*", metavar="SERVICE")
     p.add_argument("--ui-map", action="store_true", help="print the UI access map when ready")
     add("down", cmd_down, "stop every service of the stack")
-    add("status", cmd_status, "service, pid, port and health of each service")
+    add("status", cmd_status, "service, pid, port, health, memory and restarts of each service")
+    add("supervise", cmd_supervise, "restart dead services with backoff (`lab up` starts it detached)")
+    add("doctor", cmd_doctor, "check this machine for the lab: [OK]/[FAIL] with the fix for each")
     p = add("logs", cmd_logs, "show the end of a service's log")
     p.add_argument("service", metavar="SERVICE")
     p.add_argument("-n", "--lines", type=int, default=60)
@@ -175,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--streams", type=_positive(int), default=1, help="live: concurrent streams")
     p.add_argument("--rate", type=_positive(float), default=0.5, help="live: chunks/s per stream")
     p.add_argument("--duration", type=_positive(float), default=30.0, help="live: seconds of replay")
+    p = add("lessons", cmd_lessons, "put lesson notebooks back as committed, e.g. `lab lessons restore 04`")
+    p.add_argument("action", choices=["restore"])
+    p.add_argument("lessons", nargs="+", metavar="LESSON", help="lesson numbers (04) or names, or `all`")
     return parser
 
 
@@ -199,10 +235,11 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     from lab.stack.supervisor import StackError
     from lab.stack.tools import ToolError
+    from lab.toolpaths import ToolMissing
 
     try:
         args.func(args)
-    except (StackError, ToolError) as exc:
+    except (StackError, ToolError, ToolMissing) as exc:
         raise SystemExit(f"lab {args.command}: {exc}") from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

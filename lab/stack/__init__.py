@@ -1,4 +1,8 @@
-"""The embedded stack: every service as a local process, no Docker (`lab up`, `lab down`, `lab status`)."""
+"""The embedded stack: every service as a local process, no Docker (`lab up`, `lab down`, `lab status`).
+
+The public face for lessons and widgets: status(), kill_service, stop_service, start_service,
+wait_service_healthy, service_healthy, service_log. Nothing outside lab.stack needs supervisor, services or tools.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import time
 from dataclasses import dataclass
 
 from lab.config import settings
-from lab.stack import supervisor, tools
-from lab.stack.services import all_services
+from lab.stack import ports, supervisor, tools, watch
+from lab.stack.ports import SUPERVISOR
+from lab.stack.services import all_services, watcher_service
 from lab.stack.supervisor import Service, StackError
 
 
@@ -20,6 +25,8 @@ class ServiceStatus:
     healthy: bool
     purpose: str
     rss_bytes: int = 0
+    restarts: int = 0          # restarts by the watcher since the state dir was made
+    note: str = ""             # why it is down, when the watcher gave up on it
 
 
 def selected(names: list[str] | None = None) -> list[Service]:
@@ -31,25 +38,57 @@ def selected(names: list[str] | None = None) -> list[Service]:
     return [services[n] for n in wanted]
 
 
+def check_ports(chosen: list[Service]) -> None:
+    """Every port the chosen services and the watcher open, before anything starts: free, or held by this
+    stack's own running service."""
+    names = [s.name for s in chosen] + [SUPERVISOR]
+    problems = ports.conflicts(names, running=lambda name: supervisor.running_pid(name) is not None)
+    if problems:
+        raise StackError("nothing started:\n  " + "\n  ".join(problems))
+
+
 def up(names: list[str] | None = None, report=tools.step) -> None:
-    """Start infra, wait until healthy, provision it, then start the lab's processes. Idempotent."""
+    """Start infra, wait until healthy, provision it, then the lab's processes, then the watcher. Idempotent.
+    All or nothing: on a failure it stops what this call started, then names the service, why, and its log."""
     chosen = selected(names)
-    for group in ([s for s in chosen if s.infra], [s for s in chosen if not s.infra]):
-        started = time.monotonic()
-        for svc in group:
-            if supervisor.running_pid(svc.name) is None:
-                report(f"starting {svc.name} on port {svc.port}")
+    check_ports(chosen)
+    started: list[str] = []
+    try:
+        for group in ([s for s in chosen if s.infra], [s for s in chosen if not s.infra], [watcher_service()]):
+            _start_group(group, started, report)
+    except Exception as exc:
+        for name in reversed(started):
+            supervisor.stop(name)
+        undone = f"\n  stopped what this `lab up` started: {', '.join(started)}" if started else ""
+        if isinstance(exc, StackError):
+            raise StackError(f"{exc}{undone}") from None
+        raise StackError(f"{exc.__class__.__name__}: {exc}{undone}") from exc
+
+
+def _start_group(group: list[Service], started: list[str], report) -> None:
+    began = time.monotonic()
+    for svc in group:
+        watch.gave_up_file(svc.name).unlink(missing_ok=True)  # `lab up NAME` retries after a crash loop
+        if supervisor.running_pid(svc.name) is None:
+            report(f"starting {svc.name} on port {svc.port}")
             supervisor.start(svc)
-        for svc in group:
-            supervisor.wait_healthy(svc, settings.lab_startup_timeout_s - (time.monotonic() - started))
+            started.append(svc.name)
+        else:
+            supervisor.start(svc)  # marks it wanted again
+    for svc in group:
+        supervisor.wait_healthy(svc, settings.lab_startup_timeout_s - (time.monotonic() - began))
+        try:
             created = svc.provision()  # the topics or buckets it created, if any
-            report(f"{svc.name} healthy" + (f" (created {', '.join(created)})" if created else ""))
+        except Exception as exc:
+            raise StackError(f"{svc.name}: healthy, but provisioning failed: {exc}; see "
+                             f"{supervisor.log_file(svc.name)}") from exc
+        report(f"{svc.name} healthy" + (f" (created {', '.join(created)})" if created else ""))
 
 
 def down(report=tools.step) -> list[str]:
-    """Stop every service we started, apps before infra, leaving no process behind."""
+    """Stop the watcher first (so nothing is restarted), then every service, apps before infra."""
     stopped = []
-    for svc in reversed(list(all_services().values())):
+    for svc in [watcher_service(), *reversed(list(all_services().values()))]:
         if supervisor.stop(svc.name):
             report(f"stopped {svc.name}")
             stopped.append(svc.name)
@@ -57,12 +96,15 @@ def down(report=tools.step) -> list[str]:
 
 
 def status() -> list[ServiceStatus]:
+    """One row per service, then the watcher's. The public face widgets read."""
     rows = []
-    for svc in all_services().values():
+    restarts = watch.read_restarts()
+    for svc in [*all_services().values(), watcher_service()]:
         pid = supervisor.running_pid(svc.name)
         rss = supervisor.group_rss_bytes(pid) if pid else 0
         healthy = bool(pid) and supervisor.safe_healthy(svc)
-        rows.append(ServiceStatus(svc.name, pid, svc.port, healthy, svc.purpose, rss))
+        rows.append(ServiceStatus(svc.name, pid, svc.port, healthy, svc.purpose, rss,
+                                  restarts.get(svc.name, 0), watch.gave_up(svc.name) or ""))
     return rows
 
 
@@ -71,6 +113,62 @@ def reset(report=tools.step) -> None:
     down(report)
     shutil.rmtree(settings.lab_state_dir, ignore_errors=True)
     report(f"wiped {settings.lab_state_dir}")
+
+
+# --- control of one service by name: what lessons and widgets call (never supervisor or services) -------
+
+def _service(name: str) -> Service:
+    if settings.lab_mode != "embedded":
+        raise StackError(f"{name}: the embedded stack's process control does not apply in the container stack; "
+                         f"use `docker compose kill/stop/start {name}`")
+    return selected([name])[0]
+
+
+def kill_service(name: str) -> int:
+    """SIGKILL the service's whole process group, as a crash would; returns its old pid once every process of
+    it is gone. The watcher restarts it (after 2 s): `wait_service_healthy(name)` waits for that."""
+    _service(name)
+    return supervisor.kill(name)
+
+
+def stop_service(name: str) -> None:
+    """Stop it cleanly (SIGTERM), as `lab down` does; it stays down (the watcher leaves it)."""
+    _service(name)
+    supervisor.stop(name)
+
+
+def start_service(name: str) -> float:
+    """Start it (if it is not already running or being restarted) and wait until healthy; returns seconds."""
+    svc = _service(name)
+    began = time.monotonic()
+    supervisor.start(svc)
+    wait_service_healthy(name)
+    return time.monotonic() - began
+
+
+def wait_service_healthy(name: str, timeout_s: float | None = None) -> float:
+    """Wait until the service answers its health probe (restarted by the watcher, or started); returns seconds.
+    Raises StackError naming the log if it does not come back."""
+    svc = _service(name)
+    began = time.monotonic()
+    deadline = began + (timeout_s or settings.lab_startup_timeout_s + watch.MAX_DELAY_S)
+    while not (supervisor.running_pid(name) and supervisor.safe_healthy(svc)):
+        if gave_up := watch.gave_up(name):
+            raise StackError(gave_up)
+        if time.monotonic() > deadline:
+            raise StackError(f"{name}: not healthy again after {deadline - began:.0f}s; see "
+                             f"{supervisor.log_file(name)} (`lab logs {name}`)")
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
+def service_healthy(name: str) -> bool:
+    """The service's own health probe, in either mode (a probe that fails in any way is False)."""
+    return supervisor.safe_healthy(selected([name])[0])
+
+
+def service_log(name: str):
+    return supervisor.log_file(name)
 
 
 def ui_map() -> list[tuple[str, str, str, str]]:

@@ -17,6 +17,7 @@ import httpx
 from lab import catalog, storage, topics
 from lab.config import ROOT, settings
 from lab.stack import tools
+from lab.stack.ports import SUPERVISOR
 from lab.stack.supervisor import Service, data_dir
 
 H = settings.lab_host
@@ -130,7 +131,15 @@ def _s3_command() -> list[str]:
             "-master.volumeSizeLimitMB=256", "-master.telemetry=false", "-volume.max=0",
             "-filer", f"-filer.port={settings.seaweed_filer_port}",
             "-s3", f"-s3.port={settings.s3_port}", f"-s3.config={_s3_config()}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={settings.seaweed_metrics_port}"]
+            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={settings.seaweed_metrics_port}",
+            *seaweed_grpc_flags()]
+
+
+def seaweed_grpc_flags() -> list[str]:
+    """Every gRPC port explicit: weed would derive HTTP port + 10000 (see lab/stack/ports.py)."""
+    return [f"-master.port.grpc={settings.seaweed_master_grpc_port}",
+            f"-volume.port.grpc={settings.seaweed_volume_grpc_port}",
+            f"-filer.port.grpc={settings.seaweed_filer_grpc_port}", f"-s3.port.grpc={settings.s3_grpc_port}"]
 
 
 # --- catalog: FerretDB over SQLite ------------------------------------------------------------------
@@ -156,6 +165,7 @@ def scrape_targets() -> dict[str, str]:
         "spark-live": f"{H}:{settings.spark_live_metrics_port}",
         "seaweedfs": f"{H}:{settings.seaweed_metrics_port}",
         "prometheus": f"{H}:{settings.prometheus_port}",
+        "supervisor": f"{H}:{settings.supervisor_metrics_port}",
     }
 
 
@@ -183,6 +193,14 @@ def _jupyter_command() -> list[str]:
     return [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ip={H}", f"--port={settings.jupyter_port}",
             f"--ServerApp.root_dir={ROOT / 'notebooks'}", "--ServerApp.open_browser=False",
             *(["--allow-root"] if os.geteuid() == 0 else [])]
+
+
+def watcher_service() -> Service:
+    """The watcher that restarts dead services (lab/stack/watch.py); `lab up` starts it, `lab down` stops it
+    first. Not one of LAB_SERVICES: it watches them."""
+    return Service(SUPERVISOR, settings.supervisor_metrics_port, "restarts dead services with backoff",
+                   lambda: _lab("supervise"),
+                   lambda: _http_ok(f"http://{H}:{settings.supervisor_metrics_port}/metrics"), infra=False)
 
 
 def all_services() -> dict[str, Service]:

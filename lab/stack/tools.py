@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import toolpaths
 from lab.config import settings
 from lab.versions import pin, pyspark_version
 
@@ -99,9 +100,14 @@ def _ivy_retrieve(deps: list[tuple[str, str, str]], dest: Path) -> None:
 
 
 def kafka_libs() -> Path:
+    """Kafka's jars at run time (fetched by set-up; missing means `make lab`)."""
+    return toolpaths.existing(toolpaths.kafka_libs_dir(), f"Kafka {pin('kafka')}")
+
+
+def fetch_kafka_libs() -> Path:
     """Kafka's broker jars (KRaft, no ZooKeeper), plus kafka-tools for the quorum and feature commands."""
     version = pin("kafka")
-    dest = settings.lab_tools_dir / f"kafka-{version}" / "libs"
+    dest = toolpaths.kafka_libs_dir()
     if not dest.is_dir():
         step(f"fetching Kafka {version} jars from Maven Central (once)")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -114,11 +120,17 @@ def kafka_libs() -> Path:
 
 
 def spark_kafka_jars() -> list[Path]:
+    """spark-sql-kafka at run time (fetched by set-up; missing means `make lab`)."""
+    toolpaths.existing(toolpaths.spark_kafka_dir(), f"spark-sql-kafka {pyspark_version()}")
+    return fetch_spark_kafka_jars()
+
+
+def fetch_spark_kafka_jars() -> list[Path]:
     """spark-sql-kafka for the installed pyspark, minus the jars pyspark already ships."""
     import pyspark
 
     version = pyspark_version()
-    dest = settings.lab_tools_dir / f"spark-sql-kafka-{version}"
+    dest = toolpaths.spark_kafka_dir()
     if not dest.is_dir():
         step(f"fetching spark-sql-kafka-0-10_2.13:{version} from Maven Central (once)")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +160,7 @@ class GoTool:
 
     @property
     def binary(self) -> Path:
-        return settings.lab_tools_dir / "bin" / f"{self.name}-{self.version}"
+        return toolpaths.go_binary_path(self.name)
 
 
 GO_TOOLS = {
@@ -159,6 +171,11 @@ GO_TOOLS = {
 
 
 def go_binary(name: str) -> Path:
+    """A built Go tool at run time (built by set-up; missing means `make lab`)."""
+    return toolpaths.existing(GO_TOOLS[name].binary, f"{name} {GO_TOOLS[name].version}")
+
+
+def build_go_binary(name: str) -> Path:
     tool = GO_TOOLS[name]
     if tool.binary.exists():
         return tool.binary
@@ -188,9 +205,14 @@ def go_binary(name: str) -> Path:
 
 
 def hlsjs() -> Path:
+    """hls.min.js at run time (fetched by set-up; missing means `make lab`)."""
+    return toolpaths.existing(toolpaths.hlsjs_file(), f"hls.js {pin('hlsjs')}")
+
+
+def fetch_hlsjs() -> Path:
     """hls.min.js from the npm registry, served by the API so the player needs no internet."""
     version = pin("hlsjs")
-    dest = settings.lab_tools_dir / f"hls.js-{version}" / "hls.min.js"
+    dest = toolpaths.hlsjs_file()
     if dest.exists():
         return dest
     npm = require("npm", "install Node.js 18+ with npm (Debian: apt-get install npm; macOS: brew install node)")
@@ -248,8 +270,8 @@ def compose_plugin() -> None:
 def ensure_all() -> None:
     """Everything `make lab` / `make test` need before `lab up`."""
     java()
-    kafka_libs()
-    spark_kafka_jars()
+    fetch_kafka_libs()
+    fetch_spark_kafka_jars()
     for name in GO_TOOLS:
-        go_binary(name)
-    hlsjs()
+        build_go_binary(name)
+    fetch_hlsjs()
