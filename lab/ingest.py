@@ -132,7 +132,7 @@ def _register(stream_id: str, title: str, info: SourceInfo, segments: list[Segme
              "size_bytes": s.size_bytes, "start_ms": round(s.start_s * 1000), "duration_ms": round(s.duration_s * 1000)}
             for s in segments]
     catalog.collection(catalog.VOD).insert_many(docs)
-    metrics.catalog_operations.labels(catalog.VOD, "insert").inc(len(docs) + 1)
+    metrics.catalog_operations.labels(catalog.VOD, "insert").inc(2)  # two calls: the upsert, one insert_many
 
 
 def _publish(stream_id: str, segments: list[SegmentFile], rungs: list[str], info: SourceInfo,
@@ -162,5 +162,6 @@ def _discard(stream_id: str) -> None:
     try:
         storage.delete_prefix(settings.bucket_vod_raw, f"{stream_id}/")
         catalog.collection(catalog.VOD).delete_many({"stream_id": stream_id})
+        metrics.catalog_operations.labels(catalog.VOD, "delete").inc()
     except Exception:  # the original error matters more; this one is logged
         log.exception("could not clean up %s after a failed upload", stream_id)

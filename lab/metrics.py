@@ -21,11 +21,12 @@ chunks_processed = Counter("chunks_processed", "Chunk events processed", ["strea
 chunk_processing_latency = Histogram(
     "chunk_processing_latency_seconds", "Publish to processed (live: in the playlist; VOD: all rungs uploaded)",
     ["stream_type"], buckets=LATENCY_BUCKETS)
-live_chunk_gaps = Counter("live_chunk_gaps", "Missing live sequence numbers detected (by gap size)")
+live_chunk_gaps = Counter("live_chunk_gaps", "Missing live sequence numbers detected (a gap of 3 adds 3)")
 chunk_checksum_failures = Counter("chunk_checksum_failures", "Segments whose SHA-256 did not match", ["stream_type"])
 dead_letters = Counter("dead_letter_events", "Events sent to the dead-letter topic", ["source_topic"])
-vod_transcode_seconds = Histogram("vod_transcode_seconds", "Wall seconds to transcode one segment, per rung",
-                                  ["rung"], buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
+vod_transcode_seconds = Histogram(
+    "vod_transcode_seconds", "Wall seconds of the one ffmpeg run that encodes a segment to every rung, per segment",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64))
 vod_streams = Counter("vod_streams_finished", "VOD streams finished", ["status"])
 vod_processing_latency = Histogram("vod_processing_latency_seconds", "Upload to ready, per stream",
                                    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800))
@@ -40,7 +41,9 @@ consumer_lag = Gauge("kafka_consumer_lag",
                      ["query"])
 
 # --- catalog and API ------------------------------------------------------------------------------
-catalog_operations = Counter("catalog_operations", "Catalog writes and reads", ["collection", "operation"])
+catalog_operations = Counter(
+    "catalog_operations", "Catalog writes and reads, one per database call (a bulk_write or insert_many of many "
+    "documents counts once); operation: read, insert, update or delete", ["collection", "operation"])
 api_requests = Counter("api_requests", "HTTP requests", ["method", "route", "status"])
 api_request_latency = Histogram("api_request_duration_seconds", "HTTP request latency", ["method", "route"],
                                 buckets=LATENCY_BUCKETS)

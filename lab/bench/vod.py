@@ -24,12 +24,12 @@ from typing import Any
 
 from lab import catalog
 from lab.config import settings
+from lab.media.ffmpeg import children_cpu_seconds
 from lab.media.ladder import ladder_for
 from lab.media.probing import probe
 from lab.media.reference import transcode_ladder_reference
 from lab.media.sources import make_test_clip
 from lab.producer.upload import UploadError, api_client, upload_file
-from lab.streaming.vod import children_cpu_seconds
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 POLL_S = 0.2

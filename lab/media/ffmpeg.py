@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 from pathlib import Path
 
@@ -55,3 +56,10 @@ def decode_check(url_or_path: str | Path, *, timeout: float = 600.0) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0 or proc.stderr.strip():
         raise FfmpegError(f"decoding {url_or_path} failed (exit {proc.returncode}): {tail(proc.stderr)}")
+
+
+def children_cpu_seconds() -> float:
+    """CPU (user + system) of this process's finished children: ffmpeg's work, whatever else the machine
+    runs (wall time on a shared machine says more about the neighbours)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

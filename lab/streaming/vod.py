@@ -1,15 +1,21 @@
-"""The VOD query: `vod-chunks` -> raw segments transcoded to every rung on Spark executors -> ABR HLS.
+"""The VOD query, driver side: `vod-chunks` -> raw segments transcoded to every rung on Spark executors -> ABR HLS.
+
+Three modules, read in this order:
+  vod_plan.py   the decisions, pure (statuses, batch plans, segment documents, playlists)
+  vod.py        this file: the driver, per batch: catalog reads and writes, statuses, tasks, metrics, the query
+  vod_task.py   the executor task (one raw segment -> every rung, in S3) and Spark's Python daemon module
 
 Follow one batch (`process_vod_batch`):
   1. collect and validate the Kafka rows; invalid ones go to the dead-letter topic       common.split_batch
   2. load the stream document of each stream in the batch (by `_id`); events of an unknown
-     stream, or that contradict their stream's document, are dead-lettered             plan_batch (pure)
+     stream, or that contradict their stream's document, are dead-lettered             vod_plan.plan_batch
   3. leave out what needs no work (a replay): streams already ready or failed, and
-     segments already done (the stream document's `segment_results`)                   plan_batch
-  4. status `processing`, then `transcoding` (forward only, each with its time)          advance
-  5. the segments spread over every executor core, one task per segment:
-     download the raw segment, verify its SHA-256, ONE ffmpeg encodes every rung,
-     upload each rendition with its own SHA-256                                         transcode_task
+     segments already done (the stream document's `segment_results`)                   vod_plan.plan_batch
+  4. status `processing`: the batch has taken the stream's segments and submits their tasks; a stream
+     waits here while the executor cores are busy with other segments                    process_events
+  5. the segments spread over every executor core, one task per segment: download the raw segment,
+     verify its SHA-256, ONE ffmpeg encodes every rung, upload each rendition with its own SHA-256;
+     status `transcoding` once the first task of the stream has started on an executor   run_tasks, vod_task
   6. results back on the driver: the segment documents and the stream document's
      `segment_results`, in one bulk write; metrics                                      record_results
   7. per stream: `failed` with the reason if any segment failed (never `ready` with
@@ -19,9 +25,6 @@ Follow one batch (`process_vod_batch`):
 Why one task per segment: the events of one upload all carry the same key (stream_id), so they sit in ONE
 Kafka partition and Spark would read them in one task. `parallelize(..., numSlices=len(segments))` turns
 them into as many tasks as segments, and the scheduler hands each free core the next one.
-
-Spark's Python daemon runs this module (`spark.python.daemon.module`, see `preload` at the end), so the
-workers it forks for segment tasks start with everything a task imports already loaded.
 
 Replays: `foreachBatch` sees the same rows again after a restart from an older checkpoint. A segment
 already `done` is not transcoded again and a stream already `ready` is not touched at all, so a replay
@@ -34,24 +37,28 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
-import shutil
-import socket
-import tempfile
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from lab import catalog, events, hls, metrics, storage
+from lab import catalog, events, metrics, storage
 from lab.config import settings
-from lab.media.checksum import sha256_bytes
-from lab.media.ffmpeg import FfmpegError, MediaError
-from lab.media.ladder import LADDER, ladder_for
-from lab.media.transcode import transcode_segment
 from lab.streaming.common import Received, flush_dead_letters, send_dead_letter, split_batch
+from lab.streaming.vod_plan import (
+    TERMINAL,
+    BatchPlan,
+    build_playlists,
+    can_move,
+    chunk_fields,
+    latency_ms,
+    plan_batch,
+    rendition_facts,
+    segment_results,
+    segment_summary,
+    stream_verdict,
+)
+from lab.streaming.vod_task import transcode_task
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
@@ -64,260 +71,10 @@ QUERY = "vod"
 STREAM_TYPE = "vod"
 TRANSIENT_ATTEMPTS = 3
 TRANSIENT_BACKOFF_S = 2.0
+STARTED_POLL_S = 0.05  # how often the driver asks Spark's status tracker whether segment tasks have started
 
 # =====================================================================================================
-# Pure logic: statuses, what a batch must do, segment documents, playlists. No I/O here.
-# =====================================================================================================
-
-FORWARD = ("uploaded", "processing", "transcoding", "ready")
-TERMINAL = ("ready", "failed")
-
-
-def can_move(current: str, target: str) -> bool:
-    """Statuses only move forward: uploaded -> processing -> transcoding -> ready, or to failed from any
-    unfinished one. A finished stream (ready, failed) never moves again, so a replay cannot undo it."""
-    if current in TERMINAL or target not in (*FORWARD, "failed"):
-        return False
-    if target == "failed":
-        return True
-    return current in FORWARD and FORWARD.index(target) > FORWARD.index(current)
-
-
-@dataclass
-class BatchPlan:
-    """What one batch must do. `work` holds the segments to transcode; `touched` every unfinished stream
-    with events in the batch (it may be ready to finish even with no work left, after a crash)."""
-
-    work: list[events.VodChunkEvent] = field(default_factory=list)
-    refused: list[tuple[Received, str]] = field(default_factory=list)
-    touched: list[str] = field(default_factory=list)
-    skipped: int = 0  # events needing no work: a replay, or a stream already finished
-
-
-def event_problem(event: events.VodChunkEvent, stream: Mapping[str, Any]) -> str | None:
-    """Why a valid-looking event cannot belong to its stream, or None. The raw key must be the stream's own:
-    an event never makes an executor read another stream's object."""
-    total = stream.get("total_chunks")
-    if event.total_chunks != total:
-        return f"total_chunks: {event.total_chunks} does not match the stream's {total}"
-    if event.chunk_index >= event.total_chunks:
-        return f"chunk_index: {event.chunk_index} is not below total_chunks {event.total_chunks}"
-    expected = storage.raw_segment_key(event.stream_id, event.chunk_index)
-    if event.raw_key != expected:
-        return f"raw_key: expected {expected}"
-    unknown = [r for r in event.rungs if r not in LADDER]
-    if unknown:
-        return f"rungs: unknown rendition(s) {unknown}"
-    return None
-
-
-def segment_results(stream: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
-    """The stream document's `segment_results` ({"3": {...}}: MongoDB keys are strings) by chunk index."""
-    return {int(k): v for k, v in (stream.get("segment_results") or {}).items()}
-
-
-def done_indexes(stream: Mapping[str, Any]) -> set[int]:
-    return {i for i, r in segment_results(stream).items() if r.get("status") == "done"}
-
-
-def plan_batch(received: Iterable[Received], streams: Mapping[str, Mapping[str, Any]]) -> BatchPlan:
-    """Sort a batch's events into work, refusals (with the reason) and events that need nothing.
-    `streams`: stream documents by stream_id (their `segment_results` say what is already done)."""
-    plan = BatchPlan()
-    done = {sid: done_indexes(doc) for sid, doc in streams.items()}
-    seen: set[tuple[str, int]] = set()
-    for item in received:
-        event = item.event
-        if not isinstance(event, events.VodChunkEvent):
-            plan.refused.append((item, f"event_type: {event.event_type} does not belong on {settings.vod_topic}"))
-            continue
-        sid = event.stream_id
-        stream = streams.get(sid)
-        if stream is None:
-            plan.refused.append((item, f"stream_id: unknown stream (no catalog document for {sid})"))
-            continue
-        problem = event_problem(event, stream)
-        if problem:
-            plan.refused.append((item, problem))
-            continue
-        if stream.get("status") in TERMINAL:
-            plan.skipped += 1
-            continue
-        if sid not in plan.touched:
-            plan.touched.append(sid)
-        key = (sid, event.chunk_index)
-        if key in seen or event.chunk_index in done.get(sid, set()):
-            plan.skipped += 1
-            continue
-        seen.add(key)
-        plan.work.append(event)
-    return plan
-
-
-TIMINGS = ("download_seconds", "encode_seconds", "encode_cpu_seconds", "upload_seconds", "task_seconds")
-
-
-def chunk_fields(result: Mapping[str, Any], batch_id: int) -> dict[str, Any]:
-    """The `$set` of a segment's document from its executor result (done with its variants, or failed)."""
-    common = {"batch_id": batch_id, "executor": result.get("executor"), "encode_seconds": result.get("encode_seconds"),
-              "task_timings": {k: result.get(k) for k in TIMINGS}}
-    if result["ok"]:
-        variants = {r["rung"]: {k: r[k] for k in ("key", "sha256", "size_bytes", "duration_ms", "width",
-                                                  "height", "profile", "level")}
-                    for r in result["renditions"]}
-        return {**common, "status": "done", "variants": variants, "failure_reason": None}
-    return {**common, "status": "failed", "failure_reason": result["error"], "error_kind": result["error_kind"]}
-
-
-def segment_summary(result: Mapping[str, Any], duration_ms: int) -> dict[str, Any]:
-    """What the stream document keeps of a segment: all the playlists need (EXTINF, sizes for BANDWIDTH),
-    or why it failed. The stream document is the query's state: one read by `_id` answers "is it all done?"."""
-    if result["ok"]:
-        return {"status": "done", "duration_ms": duration_ms,
-                "sizes": {r["rung"]: r["size_bytes"] for r in result["renditions"]}}
-    return {"status": "failed", "reason": result["error"]}
-
-
-def rendition_facts(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per rung, what the master playlist says about it (the same for every segment of a rung)."""
-    return {r["rung"]: {k: r[k] for k in ("width", "height", "profile", "level")}
-            for result in results if result["ok"] for r in result["renditions"]}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    state: Literal["pending", "ready", "failed"]
-    reason: str | None = None
-
-
-def stream_verdict(total_chunks: int, rungs: Sequence[str], results: Mapping[int, Mapping[str, Any]]) -> Verdict:
-    """Failed if any segment failed; ready only when every one of `total_chunks` segments is done with
-    every rung; otherwise pending (more segments are in Kafka or in a later batch)."""
-    failed = sorted(i for i, r in results.items() if r.get("status") == "failed")
-    if failed:
-        return Verdict("failed", f"segment {failed[0]}: {results[failed[0]].get('reason') or 'failed'}")
-    done = {i for i, r in results.items() if r.get("status") == "done"}
-    if not set(range(total_chunks)) <= done:
-        return Verdict("pending")
-    for index in range(total_chunks):
-        missing = [r for r in rungs if r not in (results[index].get("sizes") or {})]
-        if missing:
-            return Verdict("failed", f"segment {index}: no rendition {missing}")
-    return Verdict("ready")
-
-
-def variant_uri(stream_id: str, rung: str, index: int) -> str:
-    """A segment's URI relative to `manifests/{id}/`: the bucket layout, never a host (see playback.py)."""
-    return f"../../{settings.bucket_vod_variants}/{storage.variant_segment_key(stream_id, rung, index)}"
-
-
-def build_playlists(stream_id: str, rungs: Sequence[str], results: Mapping[int, Mapping[str, Any]],
-                    renditions: Mapping[str, Mapping[str, Any]], *, fps: float,
-                    audio: bool) -> list[tuple[str, str]]:
-    """(key in the manifests bucket, text): one VOD media playlist per rung, then the master playlist
-    (BANDWIDTH/AVERAGE-BANDWIDTH from the real segment sizes). Every rung lists the same EXTINF durations,
-    the raw segment's, so players switching rungs see one timeline. `results`: segment summaries by index."""
-    indexes = sorted(results)
-    durations = [results[i]["duration_ms"] / 1000 for i in indexes]
-    out: list[tuple[str, str]] = []
-    variants: list[hls.Variant] = []
-    for rung in rungs:
-        uris = [variant_uri(stream_id, rung, i) for i in indexes]
-        out.append((storage.vod_media_playlist_key(stream_id, rung),
-                    hls.media_playlist(list(zip(uris, durations, strict=True)))))
-        peak, average = hls.bandwidth_from_segments([results[i]["sizes"][rung] for i in indexes], durations)
-        facts = renditions[rung]
-        variants.append(hls.Variant(
-            uri=Path(storage.vod_media_playlist_key(stream_id, rung)).name, bandwidth=peak,
-            average_bandwidth=average, width=facts["width"], height=facts["height"],
-            codecs=hls.codecs_for(facts["profile"], facts["level"], audio=audio), frame_rate=round(fps, 3)))
-    out.append((storage.vod_master_key(stream_id), hls.master_playlist(variants)))
-    return out
-
-
-def latency_ms(start: datetime | None, end: datetime) -> float | None:
-    return None if start is None else round((end - start).total_seconds() * 1000, 1)
-
-
-# =====================================================================================================
-# On the executor: one raw segment -> every rung, in S3. Returns a small dict (it crosses processes).
-# =====================================================================================================
-
-class ChecksumMismatch(ValueError):
-    pass
-
-
-def transcode_task(task: Mapping[str, Any]) -> dict[str, Any]:
-    """One segment, on an executor. Never raises for a bad segment: the result says what went wrong
-    (`error_kind`: checksum | media | missing, which fail the stream, or transient: S3 or the network), so one
-    bad segment fails its stream, not the query. `task`: a VodChunkEvent as a dict, plus `threads`."""
-    started = time.monotonic()
-    result: dict[str, Any] = {"stream_id": task["stream_id"], "chunk_index": task["chunk_index"], "ok": False,
-                              "error": None, "error_kind": None, "renditions": [], "started_at_ms": events.now_ms(),
-                              "executor": f"{socket.gethostname()}:{os.getpid()}"}
-    workdir = Path(tempfile.mkdtemp(prefix=f"lab-vod-{task['stream_id']}-{task['chunk_index']}-"))
-    try:
-        result.update(_transcode_and_upload(task, workdir))
-        result["ok"] = True
-    except ChecksumMismatch as exc:
-        result.update(error=str(exc), error_kind="checksum")
-    except (FfmpegError, MediaError) as exc:
-        result.update(error=f"transcode failed: {exc}", error_kind="media")
-    except Exception as exc:  # S3 or the network, after boto3's own retries: worth another try later
-        if _is_missing(exc):
-            result.update(error=f"raw segment {task['raw_key']} is missing", error_kind="missing")
-        else:
-            result.update(error=f"{type(exc).__name__}: {exc}", error_kind="transient")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    result["task_seconds"] = round(time.monotonic() - started, 3)
-    result["finished_at_ms"] = events.now_ms()
-    return result
-
-
-def children_cpu_seconds() -> float:
-    """CPU (user + system) of this process's finished children: ffmpeg's work, whatever else the machine
-    runs (wall time on a shared machine says more about the neighbours)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _is_missing(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code in ("NoSuchKey", "404")
-
-
-def _transcode_and_upload(task: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
-    sid, index = task["stream_id"], task["chunk_index"]
-    began = time.monotonic()
-    data = storage.get_bytes(settings.bucket_vod_raw, task["raw_key"])
-    digest = sha256_bytes(data)
-    if digest != task["checksum_sha256"]:
-        raise ChecksumMismatch(f"checksum mismatch on {task['raw_key']}: sha256 {digest[:16]}… in the bucket, "
-                               f"{task['checksum_sha256'][:16]}… when it was cut")
-    raw = workdir / "raw.ts"
-    raw.write_bytes(data)
-    downloaded = time.monotonic()
-    rungs = ladder_for(task["source_height"], list(task["rungs"]))
-    cpu = children_cpu_seconds()
-    files = transcode_segment(raw, workdir / "out", rungs, index, task["start_ms"] / 1000,
-                                    threads=task.get("threads", 0))
-    cpu = children_cpu_seconds() - cpu
-    encoded = time.monotonic()
-    renditions = []
-    for f in files:
-        key = storage.variant_segment_key(sid, f.rung, index)
-        storage.put_segment(settings.bucket_vod_variants, key, f.path.read_bytes(), f.sha256)
-        renditions.append({"rung": f.rung, "key": key, "sha256": f.sha256, "size_bytes": f.size_bytes,
-                           "duration_ms": round(f.duration_s * 1000, 1), "width": f.width, "height": f.height,
-                           "profile": f.profile, "level": f.level})
-    return {"renditions": renditions, "download_seconds": round(downloaded - began, 3),
-            "encode_seconds": round(encoded - downloaded, 3), "encode_cpu_seconds": round(cpu, 3),
-            "upload_seconds": round(time.monotonic() - encoded, 3)}
-
-
-# =====================================================================================================
-# On the driver: catalog, statuses, metrics, playlists
+# Catalog, statuses, tasks, metrics, playlists
 # =====================================================================================================
 
 # Every catalog read and write of the query goes by `_id` alone (catalog.doc_id: FerretDB scans the whole
@@ -332,7 +89,7 @@ def load_stream(stream_id: str) -> dict[str, Any] | None:
 def load_streams(stream_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Stream documents by stream_id; a stream without one is simply absent."""
     docs = {sid: load_stream(sid) for sid in sorted(set(stream_ids))}
-    metrics.catalog_operations.labels(catalog.VOD, "find").inc(len(docs))
+    metrics.catalog_operations.labels(catalog.VOD, "read").inc(len(docs))  # one find_one each
     return {sid: doc for sid, doc in docs.items() if doc is not None}
 
 
@@ -363,15 +120,26 @@ def ffmpeg_threads(sc: SparkContext) -> int:
     return max(1, int(sc.getConf().get("spark.task.cpus", "1")))
 
 
-def run_tasks(sc: SparkContext, work: Sequence[events.VodChunkEvent], batch_id: int) -> list[dict[str, Any]]:
-    """One Spark task per segment: numSlices=len(work), so a stream's segments spread over every core."""
+def run_tasks(sc: SparkContext, work: Sequence[events.VodChunkEvent], batch_id: int,
+              on_started: Callable[[int], None] = lambda started: None) -> list[dict[str, Any]]:
+    """One Spark task per segment: numSlices=len(work), so a stream's segments spread over every core.
+    While they run, a watcher thread calls `on_started(n)` each time the number of tasks that have started
+    grows (read from Spark's status tracker); task i is work[i]."""
     threads = ffmpeg_threads(sc)
     tasks = [{**e.model_dump(), "threads": threads} for e in work]
-    sc.setJobDescription(f"vod batch {batch_id}: transcode {len(tasks)} segment(s)")
+    group = f"vod-batch-{batch_id}-{time.monotonic_ns()}"
+    sc.setJobGroup(group, f"vod batch {batch_id}: transcode {len(tasks)} segment(s)")
     submitted_ms = events.now_ms()
+    finished = threading.Event()
+    watcher = threading.Thread(target=_watch_started, args=(sc, group, finished, on_started),
+                               name=f"vod-started-{batch_id}", daemon=True)
+    watcher.start()
     try:
         results = sc.parallelize(tasks, numSlices=len(tasks)).map(transcode_task).collect()
     finally:
+        finished.set()
+        watcher.join()
+        sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setJobDescription(None)
     wall = (events.now_ms() - submitted_ms) / 1000
     busy = sum(r.get("task_seconds", 0.0) for r in results)
@@ -379,6 +147,52 @@ def run_tasks(sc: SparkContext, work: Sequence[events.VodChunkEvent], batch_id: 
     log.info("batch %d: %d segment task(s) in %.2f s wall, %.2f s inside tasks (first task began after %.2f s)",
              batch_id, len(results), wall, busy, first_start)
     return results
+
+
+def _watch_started(sc: SparkContext, group: str, finished: threading.Event,
+                   on_started: Callable[[int], None]) -> None:
+    """Poll the status tracker until the job is over (one last look after). A failure here is logged and
+    ends the watching: the statuses are then set when the results come back."""
+    seen = 0
+    try:
+        tracker = sc.statusTracker()
+        while True:
+            over = finished.wait(STARTED_POLL_S)
+            started = _started_tasks(tracker, group)
+            if started > seen:
+                seen = started
+                on_started(started)
+            if over:
+                return
+    except Exception:
+        log.exception("could not follow the segment tasks of job group %s", group)
+
+
+def _started_tasks(tracker: Any, group: str) -> int:
+    """Tasks of the job group that have started (running, finished or failed)."""
+    count = 0
+    for job_id in tracker.getJobIdsForGroup(group):
+        job = tracker.getJobInfo(job_id)
+        for stage_id in job.stageIds if job else ():
+            stage = tracker.getStageInfo(stage_id)
+            if stage:
+                count += stage.numActiveTasks + stage.numCompletedTasks + stage.numFailedTasks
+    return count
+
+
+def transcoding_marker(streams: Mapping[str, dict[str, Any]], work: Sequence[events.VodChunkEvent]
+                       ) -> Callable[[int], None]:
+    """`on_started` for run_tasks: a stream moves to `transcoding` once the task of its first segment in
+    `work` has started. Spark's TaskSetManager queues a stage's tasks so that they launch in partition order
+    (it adds them in reverse and pops from the end), so "n tasks started" means tasks 0..n-1."""
+    first: dict[str, int] = {}
+    for i, event in enumerate(work):
+        first.setdefault(event.stream_id, i)
+
+    def on_started(started: int) -> None:
+        advance([streams[sid] for sid, i in first.items() if i < started], "transcoding")
+
+    return on_started
 
 
 def record_results(results: Sequence[Mapping[str, Any]], work: Mapping[tuple[str, int], events.VodChunkEvent],
@@ -402,7 +216,7 @@ def record_results(results: Sequence[Mapping[str, Any]], work: Mapping[tuple[str
         ops.append(UpdateOne({"_id": streams[sid]["_id"]}, {"$set": fields}))
     if ops:
         catalog.collection(catalog.VOD).bulk_write(ops, ordered=True)
-        metrics.catalog_operations.labels(catalog.VOD, "bulk_write").inc()
+        metrics.catalog_operations.labels(catalog.VOD, "update").inc()  # one call, however many documents
     for r in results:
         observe(r, work[(r["stream_id"], r["chunk_index"])].published_at_ms)
 
@@ -416,9 +230,9 @@ def observe(result: Mapping[str, Any], published_at_ms: int) -> None:
     if not result["ok"]:
         log.warning("stream %s segment %d: %s", result["stream_id"], result["chunk_index"], result["error"])
         return
+    # One ffmpeg makes every rung of a segment: its wall time is one observation per segment, with no rung.
+    metrics.vod_transcode_seconds.observe(result["encode_seconds"])
     for rendition in result["renditions"]:
-        # One ffmpeg makes every rung of a segment, so each rung was ready after the process's wall time.
-        metrics.vod_transcode_seconds.labels(rendition["rung"]).observe(result["encode_seconds"])
         metrics.variants_generated.labels(rendition["rung"]).inc()
     latency = (result["finished_at_ms"] - published_at_ms) / 1000
     metrics.chunk_processing_latency.labels(STREAM_TYPE).observe(max(0.0, latency))
@@ -487,15 +301,15 @@ def process_events(sc: SparkContext, received: Sequence[Received], batch_id: int
         log.info("batch %d: %d event(s) need no work (replayed, or their stream is finished)",
                  batch_id, plan.skipped)
     if plan.work:
-        working = [streams[sid] for sid in sorted({e.stream_id for e in plan.work})]
-        advance(working, "processing")
-        advance(working, "transcoding")
-        transcode(sc, plan.work, streams, batch_id)
+        # In stream order, so each stream's segments are neighbours in the task list (see transcoding_marker).
+        work = sorted(plan.work, key=lambda e: (e.stream_id, e.chunk_index))
+        advance([streams[sid] for sid in sorted({e.stream_id for e in work})], "processing")
+        transcode(sc, work, streams, batch_id)
     finish_streams(plan.touched)
     return plan
 
 
-def transcode(sc: SparkContext, work: Sequence[events.VodChunkEvent], streams: Mapping[str, Mapping[str, Any]],
+def transcode(sc: SparkContext, work: Sequence[events.VodChunkEvent], streams: Mapping[str, dict[str, Any]],
               batch_id: int) -> None:
     """Run the segment tasks and record them. A segment that failed for a reason outside it (S3 or the
     network: `transient`) is tried again a few times; if it still fails the batch fails, so Spark runs it
@@ -503,7 +317,9 @@ def transcode(sc: SparkContext, work: Sequence[events.VodChunkEvent], streams: M
     by_key = {(e.stream_id, e.chunk_index): e for e in work}
     pending = list(work)
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-        results = run_tasks(sc, pending, batch_id)
+        results = run_tasks(sc, pending, batch_id, transcoding_marker(streams, pending))
+        # Every task returned, so every stream of this attempt has started, even if the watcher missed it.
+        transcoding_marker(streams, pending)(len(pending))
         record_results(results, by_key, streams, batch_id)
         again = {(r["stream_id"], r["chunk_index"]): r for r in results if r["error_kind"] == "transient"}
         if not again:
@@ -543,7 +359,7 @@ def _worker_pid(_: int) -> int:
 
 
 def warm_up(sc: SparkContext) -> None:
-    """Start Spark's Python daemon (preloaded, see `preload`) before the first upload rather than inside
+    """Start Spark's Python daemon (preloaded, see `vod_task.preload`) before the first upload rather than inside
     its transcode time: the first Python task of an application waits for it (~3 s on a loaded laptop)."""
     slots = max(1, sc.defaultParallelism)
     began = time.monotonic()
@@ -568,23 +384,3 @@ def start(spark: SparkSession) -> StreamingQuery:
             .trigger(**trigger_options())
             .foreachBatch(process_vod_batch)
             .start())
-
-
-# =====================================================================================================
-# Spark's Python daemon, preloaded (session.py sets spark.python.daemon.module to this module)
-# =====================================================================================================
-
-def preload() -> None:
-    """What every segment task needs, loaded once in the daemon that forks the Python workers: a worker
-    forked from it starts with boto3, PyAV and the settings already imported and an S3 client built. Spark
-    stops a Python worker after a minute idle, so without this each upload after a pause waited for fresh
-    workers to import all of it: 1-6 s before the first task began on a loaded 2-core laptop, 0.2 s after."""
-    storage.s3()  # only builds the client: no connection is opened before the fork
-
-
-if __name__ == "__main__":
-    # Spark starts the daemon as `python -m <module>` and reads its port from stdout: nothing here prints.
-    from pyspark import daemon
-
-    preload()
-    daemon.manager()

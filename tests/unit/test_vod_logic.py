@@ -10,7 +10,7 @@ import pytest
 from lab import events
 from lab.config import settings
 from lab.streaming.common import Received
-from lab.streaming.vod import (
+from lab.streaming.vod_plan import (
     build_playlists,
     can_move,
     chunk_fields,
@@ -215,10 +215,10 @@ def task(**overrides) -> dict:
 
 
 def test_a_changed_raw_segment_is_a_checksum_failure(monkeypatch):
-    from lab.streaming import vod
+    from lab.streaming import vod_task
 
-    monkeypatch.setattr(vod.storage, "get_bytes", lambda bucket, key: b"not the bytes that were cut")
-    result = vod.transcode_task(task())
+    monkeypatch.setattr(vod_task.storage, "get_bytes", lambda bucket, key: b"not the bytes that were cut")
+    result = vod_task.transcode_task(task())
     assert (result["ok"], result["error_kind"]) == (False, "checksum")
     assert result["error"].startswith(f"checksum mismatch on {SID}/raw/1.ts")
 
@@ -226,17 +226,17 @@ def test_a_changed_raw_segment_is_a_checksum_failure(monkeypatch):
 def test_a_missing_raw_segment_and_an_s3_outage_are_told_apart(monkeypatch):
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from lab.streaming import vod
+    from lab.streaming import vod_task
 
     def missing(bucket, key):
         raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "gone"}}, "GetObject")
 
-    monkeypatch.setattr(vod.storage, "get_bytes", missing)
-    assert vod.transcode_task(task())["error_kind"] == "missing"
+    monkeypatch.setattr(vod_task.storage, "get_bytes", missing)
+    assert vod_task.transcode_task(task())["error_kind"] == "missing"
 
     def down(bucket, key):
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
 
-    monkeypatch.setattr(vod.storage, "get_bytes", down)
-    result = vod.transcode_task(task())
+    monkeypatch.setattr(vod_task.storage, "get_bytes", down)
+    result = vod_task.transcode_task(task())
     assert result["error_kind"] == "transient" and "EndpointConnectionError" in result["error"]
