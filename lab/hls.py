@@ -127,10 +127,6 @@ def parse(text: str) -> m3u8.M3U8:
     return m3u8.loads(text)
 
 
-def segment_uris(text: str) -> list[str]:
-    return [s.uri for s in parse(text).segments]
-
-
 def rewrite_uris(text: str, map_uri: Callable[[str], str]) -> str:
     """The playlist with every segment URI and every variant (and rendition group) playlist URI passed
     through `map_uri`; all other tags stay as they were."""

@@ -158,10 +158,15 @@ def _publish(stream_id: str, segments: list[SegmentFile], rungs: list[str], info
 
 
 def _discard(stream_id: str) -> None:
-    """Remove everything a failed upload wrote, so no half-registered stream remains."""
+    """Remove everything a failed upload wrote (its objects in vod-raw, its catalog documents), so no
+    half-registered stream remains. Each half is tried even if the other fails; a failure is logged, because
+    the error that made the upload fail matters more to the caller."""
     try:
         storage.delete_prefix(settings.bucket_vod_raw, f"{stream_id}/")
+    except Exception:
+        log.exception("could not remove the raw segments of %s after a failed upload", stream_id)
+    try:
         catalog.collection(catalog.VOD).delete_many({"stream_id": stream_id})
         metrics.catalog_operations.labels(catalog.VOD, "delete").inc()
-    except Exception:  # the original error matters more; this one is logged
-        log.exception("could not clean up %s after a failed upload", stream_id)
+    except Exception:
+        log.exception("could not remove the catalog documents of %s after a failed upload", stream_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -222,7 +223,7 @@ def _truncated_mp4(clips: Path) -> bytes:
     ("empty.mp4", lambda clips: b"", 400, "file: the uploaded file is empty"),
     ("cut.mp4", _truncated_mp4, 415, "file: truncated"),
 ])
-def test_bad_files_are_refused_and_leave_nothing_behind(api, clips, tmp_path, name, make, status, detail):
+def test_bad_files_are_refused_before_anything_is_stored(api, clips, tmp_path, name, make, status, detail):
     raw_before = set(storage.list_keys(settings.bucket_vod_raw))
     path = tmp_path / name
     path.write_bytes(make(clips))
@@ -234,6 +235,28 @@ def test_bad_files_are_refused_and_leave_nothing_behind(api, clips, tmp_path, na
     new = set(storage.list_keys(settings.bucket_vod_raw)) - raw_before
     orphans = {k for k in new if catalog.stream_doc(catalog.VOD, k.split("/")[0]) is None}
     assert not orphans
+
+
+def test_an_upload_kafka_does_not_accept_is_rolled_back(clips, monkeypatch):
+    """The rollback (`ingest._discard`) end to end: the upload path runs in-process against the stack's real
+    S3 and catalog, with a real Kafka producer pointed at a closed port. Segments are stored and documents
+    registered before the events are published, so only the rollback can leave nothing behind."""
+    from lab import ingest
+
+    with socket.socket() as sock:  # a port nobody listens on: bind it, then let it go
+        sock.bind((settings.lab_host, 0))
+        closed = sock.getsockname()[1]
+    producer = topics.producer(**{"bootstrap.servers": f"{settings.lab_host}:{closed}",
+                                  "message.timeout.ms": 3000, "client.id": "test-vod-rollback"})
+    created: list[str] = []
+    real_new_id = events.new_vod_id
+    monkeypatch.setattr(ingest.events, "new_vod_id", lambda: created.append(real_new_id()) or created[-1])
+    with open(clips / "short.mp4", "rb") as f, pytest.raises(RuntimeError, match="Kafka did not accept"):
+        ingest.ingest(f, "short.mp4", "integration: kafka unreachable", producer)
+    assert len(created) == 1
+    stream_id = created[0]
+    assert storage.list_keys(settings.bucket_vod_raw, f"{stream_id}/") == []
+    assert catalog.collection(catalog.VOD).count_documents({"stream_id": stream_id}) == 0
 
 
 def test_an_event_of_an_unknown_stream_is_dead_lettered(ready_stream):

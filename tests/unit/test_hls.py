@@ -167,8 +167,12 @@ def test_bandwidth_rejects_mismatched_or_empty_input() -> None:
 
 # --- parsing and rewriting ---------------------------------------------------------------------------
 
-def test_segment_uris() -> None:
-    assert hls.segment_uris(GOLDEN_VOD) == ["0.ts", "1.ts", "2.ts"]
+def segment_uris(text: str) -> list[str]:
+    return [s.uri for s in hls.parse(text).segments]
+
+
+def test_parse_reads_segment_uris() -> None:
+    assert segment_uris(GOLDEN_VOD) == ["0.ts", "1.ts", "2.ts"]
 
 
 def sign(uri: str) -> str:
@@ -179,7 +183,7 @@ def test_rewrite_uris_maps_segments_and_keeps_every_tag() -> None:
     for text in (GOLDEN_VOD, hls.live_playlist(WINDOW, media_sequence=5, target_duration=2, ended=False)):
         rewritten = hls.rewrite_uris(text, sign)
         assert tags(rewritten) == tags(text)
-        assert hls.segment_uris(rewritten) == [sign(u) for u in hls.segment_uris(text)]
+        assert segment_uris(rewritten) == [sign(u) for u in segment_uris(text)]
 
 
 def test_rewrite_uris_maps_variant_playlists_and_keeps_stream_info() -> None:

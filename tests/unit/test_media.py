@@ -255,7 +255,7 @@ def test_plain_ffmpeg_hls_puts_segments_on_the_same_timeline(clip: Path, work: P
     seconds = media.transcode_ladder_reference(clip, work / "reference", RUNGS[:1], SEGMENT_S)
     assert seconds > 0
     reference = work / "reference" / RUNGS[0].name
-    assert hls.segment_uris((reference / "index.m3u8").read_text())[:2] == ["0.ts", "1.ts"]
+    assert [s.uri for s in hls.parse((reference / "index.m3u8").read_text()).segments][:2] == ["0.ts", "1.ts"]
     for i, files in enumerate(renditions):
         assert media.video_start_pts(reference / f"{i}.ts") == pytest.approx(
             media.video_start_pts(files[0].path), abs=0.001)
