@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     spark_vod_trigger_s: float = Field(1.0, ge=0)
     spark_live_trigger_s: float = Field(0.0, ge=0)
     live_engine: Literal["executors", "driver"] = Field(
-        "executors", description="live query design: work in the Kafka partition's task (state in S3), or "
+        "driver", description="live query design: work in the Kafka partition's task (state in S3), or "
                                  "on the driver (state in the catalog); see lab/streaming/live.py")
     dvr_window_size: int = Field(10, ge=1, le=10_000)
 

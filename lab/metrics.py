@@ -39,6 +39,13 @@ live_batch_stage = Histogram("live_batch_stage_seconds", "Where a live batch spe
 consumer_lag = Gauge("kafka_consumer_lag",
                      "Records on the broker a query has not processed yet (latest offset - its last batch's end)",
                      ["query"])
+consumer_lag_measured = Gauge("kafka_consumer_lag_measured_timestamp_seconds",
+                              "When kafka_consumer_lag was last measured (it is absent while it cannot be)",
+                              ["query"])
+offsets_skipped = Counter("kafka_offsets_skipped", "Offsets a query's batch covered that delivered no record "
+                          "(expired before they were read: failOnDataLoss=false reads on)", ["query"])
+live_replayed_events = Counter("live_replayed_events", "Live events a replayed batch found already applied "
+                               "by the stream's state (skipped, not recorded twice)")
 
 # --- catalog and API ------------------------------------------------------------------------------
 catalog_operations = Counter(

@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Producer
-from pyspark.sql import DataFrame
 
 from lab import events, metrics, topics
 from lab.config import settings
+
+if TYPE_CHECKING:  # the plain consumer shares this module without loading Spark
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +46,25 @@ def split_batch(batch_df: DataFrame) -> list[Received]:
     valid: list[Received] = []
     refused = 0
     for row in sorted(rows, key=lambda r: (r.partition, r.offset)):
-        try:
-            event = events.decode(row.value)
-        except events.EventError as exc:
-            send_dead_letter(row.value, exc.reason, topic=row.topic, partition=row.partition, offset=row.offset)
+        item = decode_row(row)
+        if item is None:
             refused += 1
-            continue
-        valid.append(Received(event, row.partition, row.offset, int(row.timestamp.timestamp() * 1000)))
+        else:
+            valid.append(item)
     if refused:
         flush_dead_letters()
     return valid
+
+
+def decode_row(row: Any) -> Received | None:
+    """One Kafka row (a Spark Row, or anything with the same fields) -> its valid event, or None after
+    sending it to the dead-letter topic (the caller flushes)."""
+    try:
+        event = events.decode(row.value)
+    except events.EventError as exc:
+        send_dead_letter(row.value, exc.reason, topic=row.topic, partition=row.partition, offset=row.offset)
+        return None
+    return Received(event, row.partition, row.offset, int(row.timestamp.timestamp() * 1000))
 
 
 def send_dead_letter(raw: bytes | None, reason: str, *, topic: str, partition: int, offset: int) -> None:

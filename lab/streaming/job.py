@@ -1,16 +1,19 @@
 """`lab spark-job --query vod|live|all`: start the Spark Structured Streaming queries and serve their metrics.
 
 Embedded mode runs VOD and live as two Spark applications, so a long transcode never delays a live
-playlist; on a cluster, `--query all` runs both in one application.
+playlist; on a cluster (and in the container stack), `--query all` runs both in one application, with the
+FAIR scheduler pools of fairscheduler.xml giving the live query's tasks the free cores first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import signal
 import threading
+import time
 
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
@@ -43,8 +46,22 @@ def _watermark_consumer():
                      "enable.auto.commit": False, "log_level": 0})
 
 
+def _offsets(value: object) -> dict[str, dict[str, int]]:
+    return json.loads(value) if isinstance(value, str) else (value or {})
+
+
+def offsets_skipped(source: dict) -> int:
+    """Offsets a batch's range covered that delivered no record: records that expired before the query read
+    them (failOnDataLoss=false reads on), or transaction markers (no producer of this lab is transactional)."""
+    start, end = _offsets(source.get("startOffset")), _offsets(source.get("endOffset"))
+    covered = sum(max(0, int(e) - int(start.get(topic, {}).get(part, e)))
+                  for topic, parts in end.items() for part, e in parts.items())
+    return max(0, covered - int(source.get("numInputRows", 0)))
+
+
 class LagListener(StreamingQueryListener):
-    """Exports each query's Kafka consumer lag after every batch (`kafka_consumer_lag{query}`)."""
+    """After every batch, per query: the Kafka consumer lag (`kafka_consumer_lag{query}`, with the time of
+    its last measurement beside it), and the offsets the batch skipped (`kafka_offsets_skipped_total`)."""
 
     def onQueryStarted(self, event) -> None:
         pass
@@ -56,12 +73,24 @@ class LagListener(StreamingQueryListener):
             end = source.get("endOffset")
             if not source.get("description", "").startswith("KafkaV2") or not end:
                 continue
+            self._count_skipped(query, source)
             try:
-                behind = offsets_behind(json.loads(end) if isinstance(end, str) else end)
-            except Exception as exc:  # the broker briefly away: keep the last value, say why once per batch
+                behind = offsets_behind(_offsets(end))
+            except Exception as exc:  # the broker away: no value rather than a stale one that looks current
                 log.warning("query %s: consumer lag not measured (%s)", query, exc)
+                with contextlib.suppress(KeyError):
+                    metrics.consumer_lag.remove(query)
                 continue
             metrics.consumer_lag.labels(query).set(float(behind))
+            metrics.consumer_lag_measured.labels(query).set(time.time())
+
+    @staticmethod
+    def _count_skipped(query: str, source: dict) -> None:
+        skipped = offsets_skipped(source)
+        if skipped:
+            metrics.offsets_skipped.labels(query).inc(skipped)
+            log.error("query %s: %d offset(s) in batch %s..%s had no record (expired before they were read?)",
+                      query, skipped, source.get("startOffset"), source.get("endOffset"))
 
     def onQueryIdle(self, event) -> None:
         pass
@@ -70,11 +99,23 @@ class LagListener(StreamingQueryListener):
         pass
 
 
+# The module whose `__main__` is the Python daemon of the VOD application: it preloads what the transcode
+# tasks import. Only the VOD application sets it; the live application keeps pyspark's own daemon.
+VOD_PYTHON_DAEMON = "lab.streaming.vod"
+
+
 def start_queries(spark: SparkSession, which: str) -> list:
     from lab.streaming import live, vod
 
-    starters = {"vod": [vod.start], "live": [live.start], "all": [vod.start, live.start]}[which]
-    return [start(spark) for start in starters]
+    starters = {"vod": [("vod", vod.start)], "live": [("live", live.start)],
+                "all": [("live", live.start), ("vod", vod.start)]}[which]
+    queries = []
+    for pool, start in starters:
+        # a query's batches run their jobs in the pool set on the thread that starts it (FAIR mode only)
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool if which == "all" else None)
+        queries.append(start(spark))
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
+    return queries
 
 
 def main(which: str) -> None:
@@ -82,7 +123,8 @@ def main(which: str) -> None:
              "live": (settings.spark_live_metrics_port, settings.spark_live_ui_port),
              "all": (settings.spark_vod_metrics_port, settings.spark_vod_ui_port)}
     metrics_port, ui_port = ports[which]
-    spark = session.build(f"lab-{which}", ui_port=ui_port)
+    spark = session.build(f"lab-{which}", ui_port=ui_port, fair_pools=which == "all",
+                          python_daemon=VOD_PYTHON_DAEMON if which in ("vod", "all") else None)
     spark.streams.addListener(LagListener())
     queries = start_queries(spark, which)
     metrics.serve(metrics_port, settings.lab_host)  # after start: the health check means "queries running"

@@ -238,6 +238,7 @@ def test_spark_restart_mid_stream_keeps_every_chunk_once_and_the_playlist_contin
 def test_replayed_batch_after_a_partial_write_records_every_chunk_once(api, replay):
     from lab.streaming import live
     from lab.streaming.common import Received
+    from lab.streaming.live_logic import state_doc_id
 
     replay_stream = replay.start_stream("integration: replayed batch")
     stream_id = replay_stream.stream_id
@@ -257,7 +258,7 @@ def test_replayed_batch_after_a_partial_write_records_every_chunk_once(api, repl
     # a crash part-way through the writes: the last chunk and the new state never made it, and the
     # restarted process has only the catalog to go by
     catalog.collection(catalog.LIVE).delete_one({"_id": catalog.doc_id(stream_id, 3)})
-    catalog.collection(catalog.LIVE_STATE).delete_one({"_id": live.state_doc_id(stream_id, 1)})
+    catalog.collection(catalog.LIVE_STATE).delete_one({"_id": state_doc_id(stream_id, 1)})
     live.STATES.forget(stream_id)
     live.process_events(batch, batch_id=1)
     live.STATES.forget(stream_id)
@@ -267,8 +268,8 @@ def test_replayed_batch_after_a_partial_write_records_every_chunk_once(api, repl
     assert [(d["chunk_index"], d["playlist_seq"], d["in_playlist"]) for d in docs] == [
         (i, i, True) for i in range(4)]
     states = catalog.collection(catalog.LIVE_STATE)
-    assert states.find_one({"_id": live.state_doc_id(stream_id, 1)})["verified_count"] == 4
-    assert states.find_one({"_id": live.state_doc_id(stream_id, 2)}) is None, "a replay made a new state"
+    assert states.find_one({"_id": state_doc_id(stream_id, 1)})["verified_count"] == 4
+    assert states.find_one({"_id": state_doc_id(stream_id, 2)}) is None, "a replay made a new state"
     assert playlist(stream_id).dumps() == first
     replay.end(replay_stream)
     wait_vod(stream_id)

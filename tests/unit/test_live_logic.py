@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import m3u8
 import pytest
 
-from lab import events
+from lab import catalog, events
 from lab.streaming.common import Received
-from lab.streaming.live import (
+from lab.streaming.live_logic import (
     Entry,
     StreamState,
     batch_documents,
@@ -85,11 +85,37 @@ def test_replayed_batch_changes_nothing():
     assert again.after == first.after and not again.window_changed and again.gaps == 0
 
 
-def test_replay_against_the_old_state_makes_the_same_decisions():
-    """A crash part-way through a batch's insert: the replay sees the old state and decides the same."""
-    before = plan(fresh(), [chunk(0), chunk(1)]).after
-    batch = [chunk(2), chunk(3)]
-    assert plan(before, batch) == plan(before, batch)
+@pytest.mark.parametrize(("crash_at", "nth"), [("playlist", 2), ("insert", 3), ("insert", 4)])
+def test_driver_engine_crash_then_restart_and_replay_leaves_what_an_uninterrupted_run_leaves(monkeypatch, crash_at,
+                                                                                              nth):
+    """The driver engine killed at a write (its memory lost: a new StateCache), then the batch replayed: it
+    reads the state back from the catalog and leaves the same playlists and documents, each once."""
+    from lab.streaming import live
+    from tests.unit.test_live_task import BATCHES, Crash, World
+
+    def run(world: World) -> None:
+        monkeypatch.setattr(live, "STATES", live.StateCache())
+        monkeypatch.setattr(live, "VIEWS", type("NoViews", (), {"submit": print, "discard": print})())
+        for batch_id, batch in enumerate(BATCHES):
+            while True:
+                try:
+                    live.process_events(batch, batch_id)
+                    break
+                except Crash:
+                    monkeypatch.setattr(live, "STATES", live.StateCache())  # a restarted process
+    clean = World(monkeypatch)
+    run(clean)
+    crashed = World(monkeypatch, crash_at, nth)
+    run(crashed)
+    assert crashed.crash_at is None, f"no {crash_at} write happened"
+    objects, docs = crashed.outcome()
+    clean_objects, clean_docs = clean.outcome()
+    history = [h["status"] for h in docs[catalog.LIVE][catalog.stream_doc_id(SID)].pop("status_history")]
+    clean_docs[catalog.LIVE][catalog.stream_doc_id(SID)].pop("status_history")
+    assert history == ["vod"], "the end was recorded twice"
+    for doc in (docs, clean_docs):
+        doc[catalog.LIVE][catalog.stream_doc_id(SID)].pop("ended_at")
+    assert (objects, docs) == (clean_objects, clean_docs)
 
 
 def test_late_or_repeated_chunk_is_not_a_duplicate_unless_recorded():
