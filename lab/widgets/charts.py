@@ -38,7 +38,7 @@ class Panel:
     description: str = ""
 
 
-# The main panels, in case the dashboard file is not at hand (kept in step with it by notebook 07's check).
+# The main panels, in case the dashboard file is not at hand (tests/unit/test_charts.py keeps them in step).
 _BUILTIN = (
     Panel("Live: Chunk Processing Latency", (
         ('histogram_quantile(0.5, sum by (le) (rate(chunk_processing_latency_seconds_bucket{stream_type="live"}'
@@ -100,9 +100,9 @@ def _api(path: str, params: dict) -> dict:
     return body["data"]
 
 
-def instant(expr: str) -> pd.DataFrame:
-    """An instant query: one row per series, its labels as columns and `value`."""
-    data = _api("query", {"query": expand(expr)})
+def instant(expr: str, at: float | None = None) -> pd.DataFrame:
+    """An instant query (now, or at epoch seconds `at`): one row per series, its labels as columns and `value`."""
+    data = _api("query", {"query": expand(expr)} | ({"time": f"{at:.3f}"} if at is not None else {}))
     rows = []
     for item in data["result"]:
         row = dict(item.get("metric", {}))
