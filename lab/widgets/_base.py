@@ -108,6 +108,18 @@ def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, raw: Ite
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def nullable_ints(frame: Any, columns: Iterable[str]) -> Any:
+    """Integer columns that may hold a missing value as pandas' nullable Int64: `0`, not `0.0`, beside `<NA>`.
+    (A column of ints with one None becomes float64 in pandas.) A column that holds fractions is left alone."""
+    for column in columns:
+        if column in frame:
+            try:
+                frame[column] = frame[column].astype("Int64")
+            except (TypeError, ValueError):
+                pass
+    return frame
+
+
 def dot(ok: bool | None, label: str) -> str:
     color = {True: OK_COLOR, False: ERROR_COLOR, None: MUTED}[ok]
     return f'<span style="color:{color}">●</span> {esc(label)}'

@@ -13,12 +13,14 @@ import ipywidgets as widgets
 import pandas as pd
 
 from lab import catalog
-from lab.widgets._base import LabWidget, esc, fmt_time, html_table, muted_html
+from lab.widgets._base import LabWidget, esc, fmt_time, html_table, muted_html, nullable_ints
 
 VOD_COLUMNS = ["chunk_index", "status", "duration_ms", "size_bytes", "rungs", "executor", "encode_seconds",
                "batch_id", "failure_reason"]
 LIVE_COLUMNS = ["chunk_index", "in_playlist", "playlist_seq", "checksum_ok", "gap_before", "reason",
                 "kafka_partition", "kafka_offset", "batch_id", "processing_latency_ms"]
+INT_COLUMNS = ["chunk_index", "duration_ms", "size_bytes", "batch_id", "playlist_seq", "gap_before",
+               "kafka_partition", "kafka_offset"]
 
 
 def collection_for(stream_id: str) -> str:
@@ -59,7 +61,7 @@ def chunks_frame(stream_id: str, limit: int | None = None) -> pd.DataFrame:
         if vod:
             row["rungs"] = ", ".join(sorted(d.get("variants") or {}, key=lambda r: -int(r[:-1])))
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = nullable_ints(pd.DataFrame(rows, columns=columns), INT_COLUMNS)
     return frame.tail(limit).reset_index(drop=True) if limit else frame
 
 
@@ -136,7 +138,7 @@ class CatalogBrowser(LabWidget):
             return muted_html(f"{chosen}: no stream document")
         self.chunks = chunks_frame(chosen)
         shown = self.chunks.tail(self.max_chunks)
-        rows = [tuple("" if (isinstance(v, float) and pd.isna(v)) else v for v in r)
+        rows = [tuple("" if (v is pd.NA or (isinstance(v, float) and pd.isna(v))) else v for v in r)
                 for r in shown.astype(object).itertuples(index=False)]
         more = f" (newest {len(shown)} of {len(self.chunks)})" if len(self.chunks) > len(shown) else ""
         return (f"<p><b>stream document</b> <code>{esc(chosen)}</code></p>{document_html(self.document)}"

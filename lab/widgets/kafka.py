@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from lab import topics
 from lab.config import settings
-from lab.widgets._base import LabWidget, esc, fmt_bytes, fmt_time, html_table, muted_html
+from lab.widgets._base import LabWidget, esc, fmt_bytes, fmt_time, html_table, muted_html, nullable_ints
 
 TIMEOUT_S = 10.0
 
@@ -71,8 +71,9 @@ def group_lag_frame(group: str, topic: str) -> pd.DataFrame:
             _, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=TIMEOUT_S)
             offset = tp.offset if tp.offset >= 0 else None  # -1001: nothing committed yet
             rows.append({"group": group, "topic": topic, "partition": tp.partition, "committed": offset,
-                         "end": high, "lag": high - (offset or 0)})
-        return pd.DataFrame(rows)
+                         "end": high, "lag": None if offset is None else high - offset})
+        return nullable_ints(pd.DataFrame(rows, columns=["group", "topic", "partition", "committed", "end", "lag"]),
+                             ["committed", "lag"])
     finally:
         consumer.close()
 
