@@ -240,3 +240,46 @@ def test_a_missing_raw_segment_and_an_s3_outage_are_told_apart(monkeypatch):
     monkeypatch.setattr(vod_task.storage, "get_bytes", down)
     result = vod_task.transcode_task(task())
     assert result["error_kind"] == "transient" and "EndpointConnectionError" in result["error"]
+
+
+# --- when a stream becomes `transcoding` (the driver's watcher over Spark's status tracker) -----------
+
+class FakeTracker:
+    """Spark's StatusTracker as the driver reads it: jobs of a group, their stages, task counts."""
+
+    def __init__(self, stages: dict[int, tuple[int, int, int]]):
+        self.stages = stages  # stage id -> (active, completed, failed)
+
+    def getJobIdsForGroup(self, group):  # noqa: N802 (Spark's name)
+        return [7] if group == "mine" else []
+
+    def getJobInfo(self, job_id):  # noqa: N802
+        from types import SimpleNamespace
+        return SimpleNamespace(stageIds=list(self.stages))
+
+    def getStageInfo(self, stage_id):  # noqa: N802
+        from types import SimpleNamespace
+        active, completed, failed = self.stages[stage_id]
+        return SimpleNamespace(numActiveTasks=active, numCompletedTasks=completed, numFailedTasks=failed)
+
+
+def test_started_tasks_counts_running_finished_and_failed_tasks_of_the_group_only():
+    from lab.streaming import vod
+
+    tracker = FakeTracker({3: (2, 5, 1)})
+    assert vod._started_tasks(tracker, "mine") == 8
+    assert vod._started_tasks(tracker, "another batch") == 0
+
+
+def test_a_stream_is_transcoding_once_its_first_task_has_started(monkeypatch):
+    from lab.streaming import vod
+
+    moved: list[list[str]] = []
+    monkeypatch.setattr(vod, "advance", lambda docs, status: moved.append([d["stream_id"] for d in docs]))
+    streams = {SID: {"stream_id": SID}, OTHER: {"stream_id": OTHER}}
+    work = [vod_event(i).event for i in range(3)] + [vod_event(i, sid=OTHER).event for i in range(2)]
+    on_started = vod.transcoding_marker(streams, work)
+    on_started(1)   # task 0 (SID's first) runs
+    on_started(3)   # tasks 0-2: still only SID's
+    on_started(4)   # task 3 is OTHER's first
+    assert moved == [[SID], [SID], [SID, OTHER]]
