@@ -115,8 +115,8 @@ def advance(streams: Iterable[dict[str, Any]], status: str, extra: Mapping[str, 
 
 def ffmpeg_threads(sc: SparkContext) -> int:
     """Threads per ffmpeg = the cores one task owns (spark.task.cpus). Every core already transcodes its own
-    segment, so more threads would only make the processes fight over the same cores. Measured on 2 cores
-    (30 s 720p clip, 4 s segments, 2 at a time): 1 thread 11.0 s, 2 threads 11.6 s, ffmpeg's auto 11.5 s."""
+    segment, so more threads would only make the processes fight over the same cores (the README's VOD
+    figures have the measurement)."""
     return max(1, int(sc.getConf().get("spark.task.cpus", "1")))
 
 
@@ -360,7 +360,7 @@ def _worker_pid(_: int) -> int:
 
 def warm_up(sc: SparkContext) -> None:
     """Start Spark's Python daemon (preloaded, see `vod_task.preload`) before the first upload rather than inside
-    its transcode time: the first Python task of an application waits for it (~3 s on a loaded laptop)."""
+    its transcode time: the first Python task of an application waits for it (README, VOD figures)."""
     slots = max(1, sc.defaultParallelism)
     began = time.monotonic()
     workers = set(sc.parallelize(range(slots), slots).map(_worker_pid).collect())

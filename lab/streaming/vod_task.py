@@ -97,8 +97,8 @@ def _transcode_and_upload(task: Mapping[str, Any], workdir: Path) -> dict[str, A
 def preload() -> None:
     """What every segment task needs, loaded once in the daemon that forks the Python workers: a worker
     forked from it starts with boto3, PyAV and the settings already imported and an S3 client built. Spark
-    stops a Python worker after a minute idle, so without this each upload after a pause waited for fresh
-    workers to import all of it: 1-6 s before the first task began on a loaded 2-core laptop, 0.2 s after."""
+    stops a Python worker after a minute idle, so without this each upload after a pause waits for fresh
+    workers to import all of it before its first task begins (README, VOD figures: what it saves)."""
     storage.s3()  # only builds the client: no connection is opened before the fork
 
 
