@@ -3,7 +3,8 @@
 1. makes a fixed clip once (S seconds, 1280x720, 30 fps: the ladder is 720p/480p/360p);
 2. uploads it through the API and waits for `ready`;
 3. reads the catalog's own timestamps: upload -> ready, and the pipeline's transcode wall time
-   (`transcoding` -> `ready`: executors, S3 both ways, catalog, playlists);
+   (`transcoding` -> `ready`: from the start of the stream's first segment task on an executor: ffmpeg,
+   S3 both ways, catalog, playlists);
 4. runs `lab.media.reference` on the same clip with the same rungs, segment length and encoder
    settings (one ffmpeg decoding once and writing the whole ladder as HLS) before and after the pipeline;
 5. runs the reference once per rung alone, for the cost of each rung.
@@ -119,7 +120,7 @@ def _run(seconds: float, workdir: Path) -> None:
     _out(f"pipeline ({stream_id}, {len(chunks)} segments)")
     _out(f"  POST /vod/upload answered          {answered:8.2f} s  (store, probe, cut, publish)")
     _out(f"  upload -> ready                    {p['upload_to_ready']:8.2f} s")
-    _out(f"    upload -> transcoding            {p['waiting']:8.2f} s  (Kafka, trigger, catalog)")
+    _out(f"    upload -> transcoding            {p['waiting']:8.2f} s  (Kafka, trigger, catalog, task launch)")
     _out(f"    transcoding -> ready             {p['transcode_wall']:8.2f} s  = pipeline transcode wall time")
     _out(f"  inside the segment tasks (summed)  {p['task_sum']:8.2f} s  ffmpeg {p['ffmpeg_sum']:.2f} s, "
          f"S3 {p['s3_sum']:.2f} s")
