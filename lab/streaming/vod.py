@@ -127,11 +127,15 @@ def run_tasks(sc: SparkContext, work: Sequence[events.VodChunkEvent], batch_id: 
     grows (read from Spark's status tracker); task i is work[i]."""
     threads = ffmpeg_threads(sc)
     tasks = [{**e.model_dump(), "threads": threads} for e in work]
-    group = f"vod-batch-{batch_id}-{time.monotonic_ns()}"
-    sc.setJobGroup(group, f"vod batch {batch_id}: transcode {len(tasks)} segment(s)")
+    # The job runs in the streaming query's job group (its run id: stopping the query cancels the job); the
+    # watcher finds it there as the group's one job that did not exist before this call.
+    group = sc.getLocalProperty("spark.jobGroup.id")
+    tracker = sc.statusTracker()
+    earlier = set(tracker.getJobIdsForGroup(group))
+    sc.setJobDescription(f"vod batch {batch_id}: transcode {len(tasks)} segment(s)")
     submitted_ms = events.now_ms()
     finished = threading.Event()
-    watcher = threading.Thread(target=_watch_started, args=(sc, group, finished, on_started),
+    watcher = threading.Thread(target=_watch_started, args=(tracker, group, earlier, finished, on_started),
                                name=f"vod-started-{batch_id}", daemon=True)
     watcher.start()
     try:
@@ -139,7 +143,6 @@ def run_tasks(sc: SparkContext, work: Sequence[events.VodChunkEvent], batch_id: 
     finally:
         finished.set()
         watcher.join()
-        sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setJobDescription(None)
     wall = (events.now_ms() - submitted_ms) / 1000
     busy = sum(r.get("task_seconds", 0.0) for r in results)
@@ -149,16 +152,15 @@ def run_tasks(sc: SparkContext, work: Sequence[events.VodChunkEvent], batch_id: 
     return results
 
 
-def _watch_started(sc: SparkContext, group: str, finished: threading.Event,
+def _watch_started(tracker: Any, group: str | None, earlier: set[int], finished: threading.Event,
                    on_started: Callable[[int], None]) -> None:
     """Poll the status tracker until the job is over (one last look after). A failure here is logged and
     ends the watching: the statuses are then set when the results come back."""
     seen = 0
     try:
-        tracker = sc.statusTracker()
         while True:
             over = finished.wait(STARTED_POLL_S)
-            started = _started_tasks(tracker, group)
+            started = _started_tasks(tracker, group, earlier)
             if started > seen:
                 seen = started
                 on_started(started)
@@ -168,10 +170,10 @@ def _watch_started(sc: SparkContext, group: str, finished: threading.Event,
         log.exception("could not follow the segment tasks of job group %s", group)
 
 
-def _started_tasks(tracker: Any, group: str) -> int:
-    """Tasks of the job group that have started (running, finished or failed)."""
+def _started_tasks(tracker: Any, group: str | None, earlier: set[int]) -> int:
+    """Tasks that have started (running, finished or failed) in the group's jobs not among `earlier`."""
     count = 0
-    for job_id in tracker.getJobIdsForGroup(group):
+    for job_id in set(tracker.getJobIdsForGroup(group)) - earlier:
         job = tracker.getJobInfo(job_id)
         for stage_id in job.stageIds if job else ():
             stage = tracker.getStageInfo(stage_id)

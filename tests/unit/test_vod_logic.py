@@ -251,7 +251,7 @@ class FakeTracker:
         self.stages = stages  # stage id -> (active, completed, failed)
 
     def getJobIdsForGroup(self, group):  # noqa: N802 (Spark's name)
-        return [7] if group == "mine" else []
+        return [6, 7] if group == "query run id" else []
 
     def getJobInfo(self, job_id):  # noqa: N802
         from types import SimpleNamespace
@@ -263,12 +263,13 @@ class FakeTracker:
         return SimpleNamespace(numActiveTasks=active, numCompletedTasks=completed, numFailedTasks=failed)
 
 
-def test_started_tasks_counts_running_finished_and_failed_tasks_of_the_group_only():
+def test_started_tasks_counts_running_finished_and_failed_tasks_of_the_new_job_only():
     from lab.streaming import vod
 
     tracker = FakeTracker({3: (2, 5, 1)})
-    assert vod._started_tasks(tracker, "mine") == 8
-    assert vod._started_tasks(tracker, "another batch") == 0
+    assert vod._started_tasks(tracker, "query run id", earlier={6}) == 8  # job 7: the transcode job
+    assert vod._started_tasks(tracker, "query run id", earlier={6, 7}) == 0  # no new job yet
+    assert vod._started_tasks(tracker, "another query", earlier=set()) == 0
 
 
 def test_a_stream_is_transcoding_once_its_first_task_has_started(monkeypatch):
