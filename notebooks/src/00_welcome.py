@@ -102,3 +102,24 @@ with lesson.api() as api:
 assert answer["status"] == "ok", f"the API reports {answer}"
 lesson.ok(f"all {len(wanted)} services this stack runs are healthy, and the API's own checks pass: "
           + ", ".join(answer["checks"]))
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. No chunk reaches a live playlist. Which two services do you look at first in the health table, and why those?
+# 2. Why does every host and port come from one settings object and never from a literal in the code?
+# 3. What does a health probe prove that a running process id does not?
+# 4. Why can the same lessons run on the embedded stack and on the container stack?
+# 5. A lesson shows widgets and tables rather than log lines. What would go wrong with logs in a notebook?
+#
+# ## Recap
+#
+# In this lesson:
+# - every service of the lab has a process, a port, a log and a health probe; `lab status` and the table above show them;
+# - all addresses come from `lab.config.settings` (`.env`, or `LAB_ENV_FILE`);
+# - a chunk goes producer → Kafka → Spark → S3 + catalog → playlist → player, and the lessons follow it in that order.
+#
+# **Next:** [01 · Kafka](01_kafka.ipynb)

@@ -19,6 +19,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from lab import events, storage, topics
 from lab.config import settings
+from lab.exercises import l01
+from lab.exercises.l01 import predicted_partition
 from lab.producer.replay import sample_segments
 from lab.widgets import TopicBrowser, group_lag_frame, lesson, topic_frame
 from lab.widgets.kafka import consumer_groups, last_messages
@@ -113,6 +115,23 @@ partition, offset = delivered[0][1], delivered[0][2]
 # chunk 0, and the end marker (lesson 02) after the last chunk. Events of other streams spread over the other
 # partitions, so six partitions can be read by six tasks at once.
 #
+# ### Your turn 1 · a key for a partition
+#
+# The producer's client library (librdkafka) picks the partition as a hash of the key: CRC-32 of its bytes,
+# modulo the number of partitions (`predicted_partition(key, partitions)`; Kafka's Java client uses another
+# hash, murmur2, so the two clients put one key on different partitions). Find a key, say a made-up stream id,
+# that lands on partition `TARGET`, set `MY_KEY` to it and run the checker: it produces one record with your
+# key to a topic of its own and reads where Kafka put it.
+
+# %%
+TARGET = (partition + 1) % settings.live_topic_partitions
+print(f"find a key for partition {TARGET} of {settings.live_topic_partitions}")
+MY_KEY = None  # your turn: e.g. a loop over f"live-{i:010d}" with predicted_partition(key, 6)
+
+# %%
+l01.key_for_partition(MY_KEY, TARGET, settings.live_topic_partitions)
+
+# %% [markdown]
 # ## Consume it back
 #
 # A consumer in its own group, *assigned* the partition at the offset the delivery report gave (no waiting
@@ -203,6 +222,18 @@ print("from:  ", letter["source_topic"], "partition", letter["source_partition"]
       letter["source_offset"])
 
 # %% [markdown]
+# ### Your turn 2 · fix the bad event
+#
+# The reason names the first field the event lacks. Make `FIXED` an event the live query would accept: add
+# the field the checker's hint names, run the checker, and repeat until it answers ✓ (the event above, `event`,
+# is a valid one to compare with). This is how you read a dead letter in production: its reason says what to
+# fix in the producer.
+
+# %%
+FIXED = None  # your turn: start from {"event_type": "live_chunk"} and add fields
+l01.fixed_event(FIXED)
+
+# %% [markdown]
 # Finally, tidy up: end the stream (lesson 02 explains how) and delete our consumer group.
 
 # %%
@@ -222,3 +253,27 @@ assert lag_ours >= 1, "chunk 1 is after our committed offset"
 assert re.match(r"^\w+: ", letter["reason"]), f"the reason names the field: {letter['reason']}"
 lesson.ok(f"one event produced to partition {partition} and read back; the bad one is in "
           f"{settings.dead_letter_topic} with its reason")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. Why is the message key the `stream_id`, and not the chunk index?
+# 2. `live-chunks` has 6 partitions. How many consumers of one group read it in parallel, and what does a 7th do?
+# 3. Why does the encoder upload the segment before it publishes the event, and not the other way round?
+# 4. A consumer group's lag grows steadily. Give two causes and what you would check for each.
+# 5. What does an idempotent producer protect against, and what not?
+# 6. Why does a bad event go to a dead-letter topic, rather than being dropped or stopping the query?
+# 7. Why would a 20 MB segment be a poor Kafka message even with the limits raised?
+#
+# ## Recap
+#
+# In this lesson:
+# - a topic is split into partitions, ordered logs; the key (`stream_id`) picks the partition, so a stream stays in order;
+# - a consumer reads by partition and offset, and a group's committed offset and lag say where it is;
+# - events carry metadata only: bytes go to S3, and the message size limit enforces it;
+# - an invalid event lands in the dead-letter topic with its reason.
+#
+# **Next:** [02 · The control plane](02_control_plane.ipynb)

@@ -185,3 +185,27 @@ assert again.status_code == 409
 assert not any("chunk" in route for route in routes_seen), "no chunk goes through the API"
 lesson.ok(f"uploaded {upload['segments']} segments and watched them become ready; started and ended a live "
           "stream through the control plane")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. Why does `POST /vod/upload` answer 202 Accepted rather than 200 or 201?
+# 2. Why does the end of a live stream travel through Kafka instead of the API writing `#EXT-X-ENDLIST` itself?
+# 3. What is the difference between 401 and 403 here?
+# 4. Why does every refusal name the field in `detail`?
+# 5. Why do live chunks bypass the API?
+# 6. Ending a stream twice answers 409. What does a client learn from that, that a 200 would hide?
+# 7. Reads of the API need no key. What protects the video itself?
+#
+# ## Recap
+#
+# In this lesson:
+# - the API takes uploads (202, transcoded later), starts and ends live streams, and signs playback URLs;
+# - writes need `X-API-Key`; every refusal names the field in `detail`;
+# - the end of a live stream is an event in the stream's own partition, after its chunks;
+# - live chunks never pass through the API.
+#
+# **Next:** [03 · Spark Structured Streaming](03_spark.ipynb)

@@ -222,3 +222,27 @@ assert len(seen) == 2 and seen[1] == (1, [3, 4]), "the rerun read only the new e
 assert commits == ["0", "1"], "one commit per finished batch"
 lesson.ok("a streaming query read 5 events in 2 batches over 3 runs: the checkpoint made each run resume "
           "where the last one stopped")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. What is a micro-batch, and what decides when the next one runs?
+# 2. What does a checkpoint store, and what happens after a crash between `offsets/N` and `commits/N`?
+# 3. Spark promises exactly-once. Why must a `foreachBatch` write still be idempotent?
+# 4. You delete a query's checkpoint and start it again. What does it read first, and what is the risk?
+# 5. Why did this lesson's query read a topic of its own instead of `live-chunks`?
+# 6. When would you choose `availableNow=True` over `processingTime="1 second"`?
+# 7. Why does the VOD query make one Spark task per segment?
+#
+# ## Recap
+#
+# In this lesson:
+# - `readStream` makes Kafka an unbounded table; `foreachBatch` hands each micro-batch to your function;
+# - the trigger says when batches run; the checkpoint says where a restarted query resumes;
+# - a replayed batch repeats its writes, so they must be idempotent;
+# - the lab's two queries are built the same way, each with its checkpoint and Spark UI.
+#
+# **Next:** [04 · VOD](04_vod.ipynb)

@@ -178,3 +178,26 @@ assert rungs["average kbit/s"].is_monotonic_decreasing, "smaller rungs cost fewe
 assert all(c["variants"][r]["sha256"] for c in catalog.chunk_docs(catalog.VOD, vod_id) for r in rungs["rung"])
 lesson.ok(f"{vod_id} is ready: {len(rungs)} renditions x {answer['segments']} segments, and ffmpeg decodes "
           "the signed master playlist")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. Why is the ladder never upscaled?
+# 2. Why do all renditions share segment durations, with a keyframe at each segment's start?
+# 3. BANDWIDTH and AVERAGE-BANDWIDTH: which does a player rely on to avoid stalls, and why measure them from the real segment sizes?
+# 4. What would go wrong if the playlists were written before every segment of every rung was uploaded?
+# 5. A transcode task is retried on another executor after a first attempt died half-way. Why is that safe here?
+# 6. Why did the notebook's poll miss `processing → transcoding` while the catalog recorded both?
+# 7. Why does the bitrate roughly halve at each step down?
+#
+# ## Recap
+#
+# In this lesson:
+# - an upload is cut into keyframe-aligned segments; each is transcoded to every rung at or below the source;
+# - the master playlist lists the renditions with measured bandwidths; each media playlist lists one rung's segments;
+# - every rendition is checksummed and keyed by `{stream_id}/{rung}/{index}.ts`.
+#
+# **Next:** [05 · Live](05_live.ipynb)

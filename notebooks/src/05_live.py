@@ -163,3 +163,26 @@ assert not set(missing + corrupted) & set(recorded), "neither the lost nor the b
 assert len(recorded) == CHUNKS - len(corrupted), "every good segment is in the recording"
 lesson.ok(f"the live window slid, the gap and the bad segment were caught and kept out, and the {len(recorded)} "
           "good segments became a VOD recording")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. What does `#EXT-X-MEDIA-SEQUENCE` tell a player, and what goes wrong if it is off by one?
+# 2. Why does a corrupted segment take no playlist number?
+# 3. Why keep a window instead of listing every segment while live?
+# 4. A gap is detected when the next chunk arrives. Why not wait for the missing one?
+# 5. What guarantees that the final recording holds every chunk sent before the end?
+# 6. Why is the final playlist cacheable as immutable and the live one for a second only?
+# 7. How would you make the window hold one minute of video?
+#
+# ## Recap
+#
+# In this lesson:
+# - the live query verifies each segment and rewrites a sliding window playlist; MEDIA-SEQUENCE counts what slid out;
+# - a gap and a corrupted segment are counted and kept out of the playlist;
+# - the end marker turns live into VOD: the whole recording, `#EXT-X-ENDLIST`, status `vod`.
+#
+# **Next:** [06 · Trace one chunk](06_trace.ipynb)

@@ -145,3 +145,25 @@ assert t_uploaded <= event.published_at_ms + 1, "uploaded before it was announce
 assert ms(doc["manifest_updated_at"]) >= event.published_at_ms, "the playlist came after the event"
 assert fetched.status_code == 200 and media.sha256_bytes(fetched.content) == segment.sha256, "the player got our bytes"
 lesson.ok(f"chunk {INDEX} traced through 7 hops: the bytes the player fetched are the bytes the encoder uploaded")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. Which hop dominates publish → playable, and what is it made of?
+# 2. Why is the catalog document written after the playlist, and what does a crash in between cause?
+# 3. Why could `recorded_at` not time the catalog insert, and how would you measure the insert honestly?
+# 4. How would you find a chunk's Kafka record a day later?
+# 5. Why does the player get the segment from S3 and not through the API?
+# 6. All hops here share one clock. What changes when they run on different machines?
+#
+# ## Recap
+#
+# In this lesson:
+# - one chunk's hops: S3 upload, Kafka, the Spark batch and playlist PUT, a reader seeing it, a player fetching it;
+# - the catalog document keeps the chunk's Kafka position and the job's times;
+# - most of the latency is the micro-batch; the bytes never pass through the API.
+#
+# **Next:** [07 · Observability](07_observability.ipynb)

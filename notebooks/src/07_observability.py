@@ -165,3 +165,26 @@ assert value("sum(increase(chunks_processed_total[5m]))") > 0, "chunks were proc
 assert seen["gaps"] >= 1 and seen["checksum failures"] >= 1
 lesson.ok(f"all {sum(len(p.targets) for p in panels.values())} dashboard queries run; throughput, latency and "
           "both fault counters have data")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. Why take `rate()` of a counter instead of reading its value?
+# 2. Why can `increase(x[5m])` show 4.01 when exactly 4 events happened?
+# 3. Why sum bucket rates and then take `histogram_quantile`, instead of averaging each instance's p99?
+# 4. p99 spikes while p50 stays flat. What does that tell you?
+# 5. Consumer lag grows steadily. What do you look at first?
+# 6. A gauge whose measurement failed: why is absent better than stuck at its last value?
+# 7. What is `up` for?
+#
+# ## Recap
+#
+# In this lesson:
+# - Prometheus answers instant and range queries; `rate`, `histogram_quantile` and `increase` are the three shapes;
+# - `increase()` extrapolates; two readings of a counter give an exact count;
+# - the notebook draws the Grafana dashboard's own queries.
+#
+# **Next:** [08 · Recovery](08_recovery.ipynb)

@@ -233,3 +233,27 @@ assert list(chunk_events["chunk_index"]) == list(range(last + 1))
 assert all(lesson.healthy(n) for n in settings.services if n in all_services()), "a service is not healthy"
 lesson.ok("every chunk survived a Spark crash and a broker restart: recorded exactly once, the playlist "
           "continuous, and the stream replayable from its first offset")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. In one sentence: which three mechanisms together give exactly-once chunks here?
+# 2. Why count the duplicates a replay skipped with a metric instead of ignoring them silently?
+# 3. Where were the events while the broker was stopped?
+# 4. What could a non-idempotent producer have done during that outage?
+# 5. Kafka keeps events 24 h here. What happens to a query that comes back after 25 h?
+# 6. Why does a VOD upload still reach `ready` when spark-vod dies in the middle of a transcode?
+# 7. Why does this lesson stop its background publisher in a `finally`?
+#
+# ## Recap
+#
+# In this lesson:
+# - a killed query runs its uncommitted batch again; idempotent writes skip the duplicates, and a metric counts them;
+# - an idempotent producer rides out a broker outage: it queues, retries and delivers in order;
+# - a VOD transcode killed half-way is finished by the restarted query, nothing duplicated;
+# - any stream can be read again from an offset while the topic keeps it.
+#
+# **Next:** [09 · The read path](09_read_path.ipynb)

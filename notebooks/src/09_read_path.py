@@ -207,3 +207,27 @@ assert live_content["manifest_url"] == derived["live playlist"]
 assert missing.status_code == 404
 lesson.ok("signed URLs accepted, forged or expired ones refused, private buckets, Cache-Control per object "
           "type, and CDN URLs derived from the stream_id match the content catalog")
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Answer in your own words, alone or with a neighbour (a markdown cell of your own is a good place);
+# the questions need the lesson's ideas, not its cells. The instructor has the answers.
+#
+# 1. Why does the signature cover `stream_id:exp`, not only the stream id?
+# 2. The signature is HMAC-SHA256 truncated to 128 bits. Why is that still safe, and what does truncating buy?
+# 3. Why compare signatures in constant time?
+# 4. What would a 60 s `max-age` on the live playlist do to viewers?
+# 5. Why can a CDN URL be derived from the stream id alone, and what does that buy?
+# 6. What does a presigned S3 URL grant, to whom, and for how long?
+# 7. Why are the API's signed copies of a finished stream `private`?
+#
+# ## Recap
+#
+# In this lesson:
+# - playback URLs are HMAC-signed with an expiry; forged, borrowed and expired ones get 403;
+# - buckets are private: segments are reached through presigned URLs only;
+# - Cache-Control follows what can change: segments and finished playlists immutable, the live playlist a second;
+# - CDN URLs and the content catalog derive from the stream id alone.
+#
+# **That was the last lesson.** Back to the start: [00 · Welcome](00_welcome.ipynb); the README's architecture section follows one chunk through the code, module by module.
