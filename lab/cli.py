@@ -153,7 +153,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     else:
         from lab.bench.live import run as bench_live
 
-        bench_live(streams=args.streams, rate=args.rate, duration=args.duration)
+        bench_live(streams=args.streams, rate=args.rate, duration=args.duration,
+                   engines=[e.strip() for e in args.engine.split(",") if e.strip()],
+                   find_knee=args.find_knee, with_vod=args.with_vod)
 
 
 def cmd_lessons(args: argparse.Namespace) -> None:
@@ -208,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--streams", type=_positive(int), default=1, help="live: concurrent streams")
     p.add_argument("--rate", type=_positive(float), default=0.5, help="live: chunks/s per stream")
     p.add_argument("--duration", type=_positive(float), default=30.0, help="live: seconds of replay")
+    p.add_argument("--engine", default="spark,plain",
+                   help="live: engines side by side, from spark (spark-live), plain, executors (a bench app)")
+    p.add_argument("--find-knee", action="store_true", help="live: double the rate until each engine falls behind")
+    p.add_argument("--with-vod", action="store_true", help="live: a quiet run, then one beside a VOD upload loop")
     p = add("lessons", cmd_lessons, "put lesson notebooks back as committed, e.g. `lab lessons restore 04`")
     p.add_argument("action", choices=["restore"])
     p.add_argument("lessons", nargs="+", metavar="LESSON", help="lesson numbers (04) or names, or `all`")

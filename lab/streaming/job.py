@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -101,7 +102,7 @@ class LagListener(StreamingQueryListener):
 
 # The module whose `__main__` is the Python daemon of the VOD application: it preloads what the transcode
 # tasks import. Only the VOD application sets it; the live application keeps pyspark's own daemon.
-VOD_PYTHON_DAEMON = "lab.streaming.vod"
+VOD_PYTHON_DAEMON = "lab.streaming.vod_task"
 
 
 def start_queries(spark: SparkSession, which: str) -> list:
@@ -123,6 +124,11 @@ def main(which: str) -> None:
              "live": (settings.spark_live_metrics_port, settings.spark_live_ui_port),
              "all": (settings.spark_vod_metrics_port, settings.spark_vod_ui_port)}
     metrics_port, ui_port = ports[which]
+    if which == "vod" and settings.spark_vod_nice:
+        # Before the JVM starts: it, its Python workers and their ffmpeg children inherit the niceness, so on
+        # a shared machine the live application's batches get the cores first. One application running
+        # both (`all`) cannot do this per query: the FAIR pools order its tasks instead.
+        os.nice(settings.spark_vod_nice)
     spark = session.build(f"lab-{which}", ui_port=ui_port, fair_pools=which == "all",
                           python_daemon=VOD_PYTHON_DAEMON if which in ("vod", "all") else None)
     spark.streams.addListener(LagListener())

@@ -8,6 +8,7 @@ round trip, reads included.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -263,3 +264,17 @@ class Stages:
         """Into `live_batch_stage_seconds{stage}` (in the process that serves the metrics)."""
         for stage, seconds in self.seconds.items():
             metrics.live_batch_stage.labels(stage).observe(seconds)
+
+
+def stage_report() -> str:
+    """The line a bench engine prints at exit: `live_batch_stage_seconds` and batch time of this process."""
+    stages: dict[str, list[float]] = {}
+    for histogram in (metrics.live_batch_stage, metrics.batch_duration):
+        for family in histogram.collect():
+            for sample in family.samples:
+                label = sample.labels.get("stage") or "batch"
+                if sample.name.endswith("_sum"):
+                    stages.setdefault(label, [0.0, 0.0])[0] += sample.value
+                elif sample.name.endswith("_count"):
+                    stages.setdefault(label, [0.0, 0.0])[1] += sample.value
+    return json.dumps({"stages": stages})
