@@ -6,6 +6,7 @@ indexes are provisioned, then the lab's own processes (API, Spark queries, produ
 
 from __future__ import annotations
 
+import hmac
 import os
 import sys
 import uuid
@@ -122,10 +123,41 @@ def _s3_config() -> Path:
     return conf
 
 
+def _s3_security() -> Path:
+    """security.toml (read from -config_dir): only the S3 gateway, with SigV4, leads to objects.
+
+    Without it SeaweedFS's own HTTP interfaces serve every object to anyone who reaches them: the filer
+    (GET /buckets/<bucket>/<key>, directory listings) and the volume server (GET /<fid>). With a JWT key
+    for each (weed scaffold -config=security): the volume server accepts reads and writes only with a
+    token the master or filer mints for one file id, the filer only with a token signed with its key,
+    and the S3 gateway, in the same process, signs its own requests. The keys are derived from
+    S3_SECRET_KEY, so they are as secret as S3's own credential and change with it. The volume and filer
+    UIs go too (`access.ui`, `filer.expose_directory_metadata`). What stays open on lab_host: the master's
+    HTTP (volume locations, and tokens for a file id one must already know) and the gRPC ports (no mTLS
+    here): the README's Security section lists them."""
+    def key(purpose: str) -> str:
+        return hmac.new(settings.s3_secret_key.encode(), f"seaweedfs {purpose}".encode(), "sha256").hexdigest()
+
+    conf = data_dir("s3") / "security.toml"
+    text = "\n".join([
+        "[jwt.signing]", f'key = "{key("jwt.signing")}"', "expires_after_seconds = 10",
+        "[jwt.signing.read]", f'key = "{key("jwt.signing.read")}"', "expires_after_seconds = 60",
+        "[jwt.filer_signing]", f'key = "{key("jwt.filer_signing")}"', "expires_after_seconds = 10",
+        "[jwt.filer_signing.read]", f'key = "{key("jwt.filer_signing.read")}"', "expires_after_seconds = 60",
+        "[access]", "ui = false",
+        "[filer.expose_directory_metadata]", "enabled = false", ""])
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # keys: readable by this user only
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return conf
+
+
 def _s3_command() -> list[str]:
     # -logtostderr (a global flag, before the command): glog's files would otherwise pile up in /tmp;
     # stderr goes to the service's log under the state dir like every other service's.
-    return [str(tools.go_binary("weed")), "-logtostderr", "server", f"-dir={data_dir('s3')}",
+    # -config_dir (global too): where weed reads security.toml, instead of ./ or ~/.seaweedfs/.
+    return [str(tools.go_binary("weed")), "-logtostderr", f"-config_dir={_s3_security().parent}",
+            "server", f"-dir={data_dir('s3')}",
             f"-ip={H}", f"-ip.bind={H}",
             f"-master.port={settings.seaweed_master_port}", f"-volume.port={settings.seaweed_volume_port}",
             "-master.volumeSizeLimitMB=256", "-master.telemetry=false", "-volume.max=0",
