@@ -186,8 +186,6 @@ def ui_map() -> list[tuple[str, str, str, str]]:
         ("Spark UI (live)", f"http://{host}:{settings.spark_live_ui_port}", "-", "live query: batch latency"),
         ("S3 (SeaweedFS)", f"http://{host}:{settings.s3_port}",
          f"{settings.s3_access_key} / {settings.s3_secret_key}", "buckets: boto3, or notebook 09's browser"),
-        ("SeaweedFS filer", f"http://{host}:{settings.seaweed_filer_port}/buckets/", "-",
-         "browse the buckets' files in a web page"),
         ("Catalog (FerretDB)", f"mongodb://{host}:{settings.mongo_port}/{settings.mongo_db}", "-",
          "MongoDB wire protocol: pymongo, mongosh"),
         ("Kafka", f"{host}:{settings.kafka_port}", "-", "bootstrap server for confluent-kafka"),
