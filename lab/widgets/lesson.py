@@ -75,6 +75,29 @@ def producer(client_id: str, **overrides: Any):
     return topics.producer(**{"client.id": client_id, "logger": logging.getLogger("lab.kafka"), **overrides})
 
 
+def private_topic(prefix: str, partitions: int = 3) -> str:
+    """A topic of the lesson's own (`{prefix}-{random}`): with the producer on, the pipeline's topics receive
+    events all the time, so a lesson that must predict what its query reads publishes where nothing else does."""
+    import secrets
+
+    from confluent_kafka.admin import NewTopic
+
+    from lab import topics
+
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    admin = topics.admin(quiet=True)
+    for future in admin.create_topics([NewTopic(name, partitions, 1)], request_timeout=30).values():
+        future.result()
+    return name
+
+
+def delete_topic(name: str) -> None:
+    from lab import topics
+
+    for future in topics.admin(quiet=True).delete_topics([name], request_timeout=30).values():
+        future.result()
+
+
 class Background:
     """Runs `target(*args, **kwargs)` in a daemon thread; keeps its result or its error (never prints)."""
 

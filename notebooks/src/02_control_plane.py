@@ -19,6 +19,7 @@ from IPython.display import IFrame
 
 from lab import urls
 from lab.config import ROOT, settings
+from lab.exercises import l02
 from lab.widgets import lesson
 
 lesson.setup()
@@ -70,6 +71,21 @@ not_video = api.post("/vod/upload", data={"title": "not a video"},
                      files={"file": ("notes.txt", b"this is not a video", "text/plain")})
 for name, resp in (("no key", anonymous), ("wrong key", wrong), ("not a video", not_video)):
     print(f"{name:<12} {resp.status_code} {resp.json()['detail']}")
+
+# %% [markdown]
+# ### Your turn 1 · read the refusal, fix the request
+#
+# The upload below is refused. Run it, read the `detail` the checker shows (it names the field), fix the
+# request in the cell, and run both cells again until the checker answers ✓. Change only what the refusals
+# point at: the sample file is a good video.
+
+# %%
+with open(ROOT / "data" / "sample-360p-8s.mp4", "rb") as f:
+    attempt = api.post("/vod/upload", data={"name": "lesson 02: my fixed upload"},
+                       files={"video": ("sample-360p-8s.mp4", f, "video/mp4")})
+
+# %%
+l02.upload_fixed(attempt)
 
 # %% [markdown]
 # ## Upload a video
@@ -153,6 +169,20 @@ live_doc = lesson.wait_for(live_status, f"{live_id} to become vod", timeout=120)
 print(" → ".join(h["status"] for h in live_doc["status_history"]))
 again = api.post("/streams/end", json={"stream_id": live_id})
 print("ending it again:", again.status_code, again.json()["detail"])
+
+# %% [markdown]
+# ### Your turn 2 · predict, then see
+#
+# Before running anything: what status code does the API answer to each of these three requests? Fill in
+# `PREDICTIONS`, then run the checker: it makes the three requests and compares.
+
+# %%
+PREDICTIONS = {
+    "metadata of an unknown VOD id": None,         # GET /vod/vod-000000000000/metadata
+    "start a stream without the API key": None,    # POST /streams/start, no X-API-Key header
+    "end a stream that does not exist": None,      # POST /streams/end {"stream_id": "live-0000000000"}
+}
+l02.predicted_codes(PREDICTIONS, api)
 
 # %% [markdown]
 # ## Why live chunks bypass the API

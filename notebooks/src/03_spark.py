@@ -15,17 +15,19 @@
 
 # %%
 import inspect
-import json
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from lab import events, storage, topics
 from lab.config import settings
-from lab.producer.replay import Replay, sample_segments
+from lab.exercises import l03
+from lab.producer.replay import sample_segments
 from lab.streaming import live, session, vod
-from lab.widgets import HTMLDisplay, lesson, topic_frame
+from lab.widgets import HTMLDisplay, lesson
 
 lesson.setup()
 
@@ -43,21 +45,38 @@ print("Spark", spark.version, "master", spark.sparkContext.master)
 # %% [markdown]
 # ## Some events to read
 #
-# A fresh live stream and three chunk events, published the way the encoder does (segment to S3, event to
-# Kafka). `Replay` (`lab/producer/live.py`) sends real pre-encoded segments, so we need not wait for ffmpeg.
-# Before publishing, note where each partition of `live-chunks` ends: our query starts there.
+# Three chunk events of a made-up live stream, published the way the encoder does (segment to S3, event to
+# Kafka), with real pre-encoded segments so we need not wait for ffmpeg.
+#
+# They go to a **topic of this lesson's own**, not to `live-chunks`: the lab's producer publishes live chunks
+# all the time, so on `live-chunks` "nothing new arrived" would never be true for long, and this lesson wants
+# to predict exactly what its query reads. (The lab's live query does not read this topic, so these chunks
+# reach no playlist.)
 
 # %%
-start = topic_frame([settings.live_topic])
-starting_offsets = {settings.live_topic: {str(r.partition): int(r.end) for r in start.itertuples()}}
-replay = Replay(sample_segments(3, resolution="320x180"), api=lesson.api(),
-                producer=lesson.producer("lesson-03"))
-stream = replay.start_stream("lesson 03: read by a notebook query")
-stream_id = stream.stream_id
-for _ in range(3):
-    replay.send(stream)
-assert replay.producer.flush(30) == 0
-print(f"published chunks 0-2 of {stream_id}")
+TOPIC = lesson.private_topic("lesson-03")
+stream_id = f"live-{secrets.token_hex(5)}"
+segments = sample_segments(3, resolution="320x180")
+producer = lesson.producer("lesson-03")
+
+
+def publish_chunk(index):
+    """Segment to S3 first, then its event: an event never names an object that is not there."""
+    segment = segments[index % len(segments)]
+    key = storage.live_chunk_key(stream_id, index)
+    storage.put_segment(settings.bucket_live, key, segment.data, segment.sha256)
+    event = events.LiveChunkEvent(
+        stream_id=stream_id, chunk_index=index, sequence_number=index, object_key=key,
+        checksum_sha256=segment.sha256, size_bytes=len(segment.data), duration_ms=segment.duration_ms,
+        keyframe_aligned=segment.keyframe_aligned, audio_track_id=f"audio-{stream_id}",
+        video_track_id=f"video-{stream_id}", published_at_ms=events.now_ms())
+    topics.publish(producer, TOPIC, stream_id, events.encode(event))
+
+
+for index in range(3):
+    publish_chunk(index)
+assert producer.flush(30) == 0, "Kafka acknowledged every event"
+print(f"published chunks 0-2 of {stream_id} to our own topic")
 
 # %% [markdown]
 # ## readStream: Kafka as an unbounded table
@@ -67,7 +86,7 @@ print(f"published chunks 0-2 of {stream_id}")
 # Nothing runs yet: this only describes the query.
 
 # %%
-raw = session.kafka_stream(spark, settings.live_topic, starting_offsets=json.dumps(starting_offsets))
+raw = session.kafka_stream(spark, TOPIC, starting_offsets="earliest")
 chunk_events = raw.select(
     F.col("key").cast("string").alias("stream_id"), "partition", "offset",
     F.get_json_object(F.col("value").cast("string"), "$.event_type").alias("event_type"),
@@ -124,20 +143,21 @@ for batch_id, chunks in seen:
 [{k: p[k] for k in ("batchId", "numInputRows", "inputRowsPerSecond", "durationMs")} for p in first.recentProgress]
 
 # %% [markdown]
-# Run it again with the same checkpoint: there is nothing new, so no batch runs.
+# Run it again with the same checkpoint: nothing new was published to our topic, so no batch runs.
 
 # %%
 before = len(seen)
 run_once()
-print("new batches:", len(seen) - before)
+rerun_batches = len(seen) - before
+print("new batches:", rerun_batches)
 
 # %% [markdown]
 # Publish two more chunks, and run it once more: only the new ones are read, in a new batch.
 
 # %%
-for _ in range(2):
-    replay.send(stream)
-assert replay.producer.flush(30) == 0
+for index in (3, 4):
+    publish_chunk(index)
+assert producer.flush(30) == 0
 run_once()
 for batch_id, chunks in seen[before:]:
     print(f"batch {batch_id}: chunk events {chunks}")
@@ -153,6 +173,25 @@ for sub in ("offsets", "commits"):
 # %% tags=["nbval-ignore-output"]
 last = max((checkpoint / "offsets").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
 print(last.read_text().splitlines()[-1])
+
+# %% [markdown]
+# ### Your turn 1 · predict what a new checkpoint reads
+#
+# Suppose the checkpoint were lost (deleted by mistake, or a new query name). The query below is the same
+# one with a **new, empty** checkpoint. Which chunk indexes will its batch 0 read? Write your prediction in
+# `PREDICTED`, then run the cell: it runs the query and the checker compares. (Hint: where does a query with
+# no checkpoint start? Look at `startingOffsets` above.)
+
+# %%
+PREDICTED = None  # your turn: a list of chunk indexes, e.g. [3, 4]
+fresh_seen = []
+fresh = (chunk_events.writeStream.queryName("lesson03_fresh")
+         .option("checkpointLocation", str(checkpoint.parent / "fresh-checkpoint"))
+         .trigger(availableNow=True)
+         .foreachBatch(lambda df, batch_id: fresh_seen.append((batch_id, sorted(r.chunk_index for r in df.collect()))))
+         .start())
+fresh.awaitTermination(180)
+l03.fresh_checkpoint_reads(PREDICTED, dict(fresh_seen).get(0, []))
 
 # %% [markdown]
 # ## The lab's two queries
@@ -177,6 +216,22 @@ print("VOD trigger: ", vod.trigger_options())
 # - **live** checks each segment's SHA-256, detects gaps in the sequence numbers, writes one playlist per
 #   stream, and records the chunks in the catalog with inserts keyed by `(stream_id, chunk_index)`, so a
 #   batch replayed after a crash rewrites the same documents instead of duplicating them (lesson 08).
+#
+# ### Your turn 2 · make a `foreachBatch` write idempotent
+#
+# Spark runs a batch again, with the same rows, when it crashed after the batch's writes but before its
+# commit. `write_batch` below writes each row of a batch into `store` (a dict standing in for the catalog),
+# as a batch function would. As written, a replayed batch leaves duplicates. Change it so that the store ends
+# the same whether a batch ran once or twice, and run the cell: the checker runs batch 0, batch 0 again, then
+# batch 1.
+
+# %%
+def write_batch(batch_id, rows, store):
+    for row in rows:
+        store[len(store)] = row  # your turn: a replay must rewrite, not add
+
+
+l03.idempotent_write(write_batch)
 #
 # Their checkpoints are in the stack's state directory, one per query:
 
@@ -203,25 +258,29 @@ HTMLDisplay("".join(f'<p><a href="http://{settings.lab_public_host}:{port}/Strea
 # %% [markdown]
 # ## Tidy up
 #
-# End the stream, stop the notebook's SparkSession (its JVM would otherwise hold a gigabyte), and delete
-# our checkpoint.
+# Stop the notebook's SparkSession (its JVM would otherwise hold a gigabyte), delete our checkpoints, our
+# topic and our segments.
 
 # %%
-replay.end(stream)
 spark.stop()
 commits = sorted(p.name for p in (checkpoint / "commits").iterdir() if p.name.isdigit())
 shutil.rmtree(checkpoint.parent)
+lesson.delete_topic(TOPIC)
+storage.delete_prefix(settings.bucket_live, f"{stream_id}/")
 print("stopped")
 
 # %% [markdown]
 # ## Check yourself
 
 # %%
-assert seen[0] == (0, [0, 1, 2]), seen
-assert len(seen) == 2 and seen[1] == (1, [3, 4]), "the rerun read only the new events, in batch 1"
-assert commits == ["0", "1"], "one commit per finished batch"
-lesson.ok("a streaming query read 5 events in 2 batches over 3 runs: the checkpoint made each run resume "
-          "where the last one stopped")
+first_batch_id, first_chunks = seen[0]
+after = [chunk for _, chunks in seen[before:] for chunk in chunks]
+assert first_chunks == [0, 1, 2], f"the first run read the three events published before it: {seen}"
+assert rerun_batches == 0, "with nothing new on our topic, the rerun ran no batch"
+assert after == [3, 4], f"the third run read only the events published since: {after}"
+assert commits == [str(batch_id) for batch_id, _ in seen], "one commit per finished batch"
+lesson.ok(f"a streaming query read {sum(len(c) for _, c in seen)} events in {len(seen)} batches over 3 runs: "
+          "the checkpoint made each run resume where the last one stopped")
 
 # %% [markdown]
 # ## Questionnaire
