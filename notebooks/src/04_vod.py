@@ -14,14 +14,17 @@
 # - compare the renditions: resolution, codec profile, and the bitrate measured from the segment sizes.
 
 # %%
+import tempfile
 import time
+from pathlib import Path
 
 import m3u8
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lab import catalog, storage, urls
+from lab import catalog, media, storage, urls
 from lab.config import ROOT, settings
+from lab.exercises import l04
 from lab.widgets import BucketBrowser, CatalogBrowser, PlaylistViewer, chunks_frame, lesson, read_playlist, vod_player
 
 lesson.setup()
@@ -55,15 +58,23 @@ browser
 
 # %%
 seen, began = [], time.monotonic()
-while True:
+
+
+def finished():
+    """One poll: note the status if it is new; the document once the upload is ready or failed."""
     doc = api.get(f"/vod/{vod_id}/metadata").json()
     if not seen or seen[-1][0] != doc["status"]:
         seen.append((doc["status"], round(time.monotonic() - began, 1)))
-    if doc["status"] in ("ready", "failed") or time.monotonic() - began > 300:
-        break
-    time.sleep(0.25)
-browser.refresh()
-browser.stop()
+    return doc if doc["status"] in ("ready", "failed") else None
+
+
+try:
+    doc = lesson.wait_for(finished, lambda: f"{vod_id} to be ready; statuses seen: {[s for s, _ in seen]} "
+                          "(`lab status` and `lab logs spark-vod` in a terminal say why)", timeout=300, every=0.25)
+    browser.refresh()
+finally:
+    browser.stop()
+assert doc["status"] == "ready", f"the transcode failed: {doc.get('failure_reason')}"
 print("the catalog recorded:", " → ".join(h["status"] for h in doc["status_history"]))
 
 # %% tags=["nbval-ignore-output"]
@@ -111,6 +122,19 @@ print(read_playlist(vod_id, storage.vod_media_playlist_key(vod_id, answer["rungs
 
 # %%
 BucketBrowser(settings.bucket_vod_variants, f"{vod_id}/", limit=18)
+
+# %% [markdown]
+# ### Your turn 1 · trace one rendition through the transcode
+#
+# Follow segment 1 of the 480p rendition: where in S3 did the executor put it, and which SHA-256 did it record
+# in the catalog? Find both in code (the key functions of `lab/storage.py`; the chunk documents,
+# `catalog.chunk_docs(catalog.VOD, vod_id)`, hold each rendition's checksum under `variants`) and run the
+# checker: it downloads the object and hashes it.
+
+# %%
+MY_KEY = None     # your turn: the S3 key of segment 1 at 480p
+MY_SHA256 = None  # your turn: the checksum the catalog recorded for it
+l04.rendition_traced(vod_id, "480p", 1, MY_KEY, MY_SHA256)
 
 # %% [markdown]
 # ## Play it
@@ -162,6 +186,21 @@ fig
 # %% [markdown]
 # Roughly, each step down the ladder halves the bitrate: fewer pixels to describe. A viewer on a phone
 # over 3G gets the 360p rung and keeps playing; one on fibre gets 720p.
+#
+# ### Your turn 2 · predict the ladder of a 480p upload
+#
+# The cell below makes a 4-second 854x480 clip with ffmpeg and uploads it. Before you run it: which rungs
+# will the API announce for it, highest first? The ladder is `VOD_LADDER` in `.env`
+# (`1080p,720p,480p,360p`). Write your answer in `PREDICTED_RUNGS` and run the cell.
+
+# %%
+PREDICTED_RUNGS = None  # your turn: a list such as ["720p", "360p"]
+clip_480 = media.make_test_clip(Path(tempfile.mkdtemp(prefix="lesson-04-")) / "clip-480p.mp4", 4, 854, 480)
+with open(clip_480, "rb") as f:
+    answer_480 = api.post("/vod/upload", data={"title": "lesson 04: a 480p source"},
+                          files={"file": (clip_480.name, f, "video/mp4")}).json()
+print(f"{answer_480['stream_id']}: the API announced {answer_480['rungs']}")
+l04.predicted_ladder(PREDICTED_RUNGS, answer_480["rungs"], 480)
 #
 # ## Check yourself
 #
