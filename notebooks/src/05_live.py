@@ -22,6 +22,7 @@ import pandas as pd
 
 from lab import catalog
 from lab.config import settings
+from lab.exercises import l05
 from lab.producer.encoder import LiveEncoder
 from lab.widgets import PlaylistViewer, chunks_frame, lesson, live_player, read_playlist
 from lab.widgets.charts import value
@@ -89,6 +90,15 @@ corrupted = [c.sequence_number for c in published if c.corrupted]
 print(f"sequence number(s) never sent: {missing}; segment(s) uploaded corrupted: {corrupted}")
 
 # %% [markdown]
+# ### Your turn 1 · predict what the recording will miss
+#
+# When the stream ends, its whole recording becomes one VOD playlist. Which chunk numbers will it lack?
+# Write them in `PREDICTED_MISSING` now; the checker runs once the recording exists, further down.
+
+# %%
+PREDICTED_MISSING = None  # your turn: a list of chunk numbers
+
+# %% [markdown]
 # The live query checks the sequence numbers (a jump means segments never arrived) and re-computes each
 # segment's SHA-256 from the bytes in S3. Both are counted in its `/metrics`, which Prometheus scrapes:
 # `live_chunk_gaps_total` and `chunk_checksum_failures_total{stream_type="live"}`.
@@ -120,6 +130,19 @@ lesson.wait_for(lambda: any(v.media_sequence > 0 and not v.ended for v in viewer
 print("the window is full and sliding: MEDIA-SEQUENCE rose above 0")
 
 # %% [markdown]
+# ### Your turn 2 · predict the media sequence
+#
+# The window keeps the last `DVR_WINDOW_SIZE` verified segments. Once 12 segments of a stream are verified,
+# what is the playlist's `#EXT-X-MEDIA-SEQUENCE`? Predict it, then run the cell: the checker also looks for that
+# version among the ones the viewer above saw. (To change the window for real: set `DVR_WINDOW_SIZE` in `.env`
+# and restart spark-live, `lab up spark-live` after `lab down`; the viewer then slides by your size.)
+
+# %%
+PREDICTED_MEDIA_SEQUENCE = None  # your turn: an int
+l05.predicted_media_sequence(PREDICTED_MEDIA_SEQUENCE, 12, settings.dvr_window_size,
+                             [(v.media_sequence, v.entries) for v in viewer.versions if not v.ended])
+
+# %% [markdown]
 # ## Live becomes VOD
 #
 # After its last segment the encoder calls `POST /streams/end`. The end marker reaches the live query after
@@ -138,6 +161,9 @@ recorded = [int(s.uri.rsplit("/", 1)[1].removesuffix(".ts")) for s in final.segm
 print("status:", " → ".join(h["status"] for h in doc["status_history"]))
 print(f"final playlist: {len(recorded)} segments, MEDIA-SEQUENCE {final.media_sequence}, ENDLIST {final.is_endlist}")
 print(f"missing from it: {sorted(set(range(max(recorded) + 1)) - set(recorded))}")
+
+# %%
+l05.predicted_missing(PREDICTED_MISSING, recorded)  # your turn 1, checked
 
 # %%
 live_player(stream_id)
