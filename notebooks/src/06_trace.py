@@ -6,7 +6,7 @@
 #
 # **Learning goals**
 # - name every hop a live chunk takes: upload → Kafka (partition, offset) → Spark batch → playlist in the
-#   bucket → catalog document → playlist line seen → player fetch;
+#   bucket → playlist line seen → player fetch (and the catalog document that records it all);
 # - find the chunk at each hop with what you know about it (`stream_id`, `chunk_index`, the Kafka position);
 # - read a timeline and say where the time goes.
 
@@ -17,6 +17,7 @@ import m3u8
 
 from lab import catalog, events, media, storage, topics, urls
 from lab.config import settings
+from lab.exercises import l06
 from lab.producer.replay import Replay, sample_segments
 from lab.widgets import Hop, TopicBrowser, lesson, plot_trace, trace_frame
 
@@ -98,6 +99,18 @@ print(f"chunk {INDEX}: Kafka partition {ack['partition']}, offset {ack['offset']
 TopicBrowser(topic=settings.live_topic, n=3, key=stream_id)
 
 # %% [markdown]
+# ### Your turn 1 · from the catalog back to Kafka
+#
+# A day later, all you have is the stream id and the chunk number. Find the Kafka position of chunk **1** of
+# this stream from its catalog document alone (`catalog.find_by_id(catalog.LIVE, catalog.doc_id(stream_id, 1))`
+# and the fields you saw above), and set `MY_POSITION = (partition, offset)`. The checker reads the record
+# at that position.
+
+# %%
+MY_POSITION = None  # your turn: (partition, offset) of chunk 1, from its catalog document
+l06.found_in_kafka(MY_POSITION, stream_id, 1)
+
+# %% [markdown]
 # ## The timeline
 
 # %%
@@ -108,10 +121,9 @@ hops = [
         f"partition {ack['partition']}, offset {ack['offset']}"),
     Hop("3 Kafka → Spark batch → playlist PUT", ack["at"], ms(doc["manifest_updated_at"]),
         f"batch {doc['batch_id']}"),
-    Hop("4 chunk document inserted", ms(doc["manifest_updated_at"]), ms(doc["recorded_at"]), "live_metadata"),
-    Hop("5 playlist line seen by a poller", ack["at"], t_seen, "GET every 20 ms"),
-    Hop("6 player: signed playlist (API)", t_player, t_playlist, f"HTTP {signed.status_code}"),
-    Hop("7 player: segment (presigned S3 GET)", t_playlist, t_fetched, f"HTTP {fetched.status_code}"),
+    Hop("4 playlist line seen by a poller", ack["at"], t_seen, "GET every 20 ms"),
+    Hop("5 player: signed playlist (API)", t_player, t_playlist, f"HTTP {signed.status_code}"),
+    Hop("6 player: segment (presigned S3 GET)", t_playlist, t_fetched, f"HTTP {fetched.status_code}"),
 ]
 plot_trace(hops, f"chunk {INDEX} of a live stream, publish to playback")
 
@@ -125,14 +137,27 @@ trace_frame(hops)
 # - **3** is the pipeline's latency: the next micro-batch picks the event up (the live query's trigger is
 #   "as soon as the previous batch ends"), re-checks the segment's SHA-256 against the bytes in S3, and PUTs
 #   the new playlist. `processing_latency_ms` in the chunk document is publish → playlist written.
-# - **4** comes after the playlist: the query writes the playlist first, then inserts the documents (a crash
-#   in between replays the batch into the same writes, lesson 08).
-# - **5** is what a player would notice: the line is visible as soon as the PUT returns.
-# - **6–7**: the API only signs the playlist; the segment's bytes come straight from S3.
+# - **4** is what a player would notice: the line is visible as soon as the PUT returns.
+# - **5–6**: the API only signs the playlist; the segment's bytes come straight from S3.
+#
+# The catalog document has no hop of its own. The query writes the playlist first, then inserts the
+# documents (a crash in between replays the batch into the same writes, lesson 08), but the document's
+# `recorded_at` is stamped while the document is built, *before* the insert: it cannot say when the insert
+# happened or how long it took. A hop drawn from it would measure nothing, so there is none.
 
 # %%
 print(f"publish → playlist written: {doc['processing_latency_ms']:.0f} ms (as the live query recorded it)")
 print(f"publish → playable:         {t_seen - event.published_at_ms:.0f} ms")
+
+# %% [markdown]
+# ### Your turn 2 · where does the time go?
+#
+# Which hop of the timeline took longest? Set `SLOWEST` to its label, exactly as the table shows it (for
+# example `"1 encoder: segment → S3"`). Then think about why (the questionnaire asks).
+
+# %%
+SLOWEST = None  # your turn: the label of the longest hop
+l06.slowest_hop(SLOWEST, {h.name: h.duration_ms for h in hops})
 
 # %% [markdown]
 # ## Tidy up, and check yourself
@@ -144,7 +169,7 @@ assert doc["checksum_ok"] and doc["in_playlist"] and doc["gap_before"] == 0
 assert t_uploaded <= event.published_at_ms + 1, "uploaded before it was announced"
 assert ms(doc["manifest_updated_at"]) >= event.published_at_ms, "the playlist came after the event"
 assert fetched.status_code == 200 and media.sha256_bytes(fetched.content) == segment.sha256, "the player got our bytes"
-lesson.ok(f"chunk {INDEX} traced through 7 hops: the bytes the player fetched are the bytes the encoder uploaded")
+lesson.ok(f"chunk {INDEX} traced through {len(hops)} hops: the bytes the player fetched are the bytes the encoder uploaded")
 
 # %% [markdown]
 # ## Questionnaire
