@@ -5,6 +5,8 @@ Stored playlists are canonical and host-free: segment URIs are relative paths in
 A player gets a signed API URL for a playlist; when it fetches it, the API signs every URI in it per
 request: playlists become signed API URLs again, segments become presigned S3 GETs, fetched straight
 from the S3 server (bytes never pass through the API). The token is an HMAC of (stream_id, expiry).
+Segment URIs are signed with a time derived from the token's expiry, so every poll of a live playlist with
+one token gives the same URI for the same segment (storage.presigned_get_until).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def sign(stream_id: str, ttl_s: int | None = None) -> tuple[int, str]:
 def verify(stream_id: str, expires: int, sig: str) -> None:
     if expires < time.time():
         raise SignatureError("exp: the signed URL has expired; ask the API for a new one")
-    if not hmac.compare_digest(_mac(stream_id, expires), sig):
+    # bytes: compare_digest raises TypeError on a str with non-ASCII characters (a 500 at the edge)
+    if not hmac.compare_digest(_mac(stream_id, expires).encode(), sig.encode("utf-8", "surrogateescape")):
         raise SignatureError("sig: signature does not match this stream and expiry")
 
 
@@ -72,12 +75,13 @@ def signed_playlist(stream_id: str, name: str, expires: int, sig: str) -> tuple[
     ttl = max(1, expires - int(time.time()))
 
     def sign_uri(uri: str) -> str:
+        """Deterministic in (uri, token): a live playlist polled again keeps each segment's URI."""
         if uri.endswith(".m3u8"):
             return playlist_url(stream_id, posixpath.basename(uri), expires, sig)
         bucket, seg_key = resolve(key, uri)
         if not seg_key.startswith(f"{stream_id}/"):
             raise ValueError(f"playlist {key} points outside its stream: {uri}")
-        return storage.presigned_get(bucket, seg_key, ttl)
+        return storage.presigned_get_until(bucket, seg_key, expires)
 
     live = "#EXT-X-ENDLIST" not in text and "#EXT-X-STREAM-INF" not in text
     cache = storage.LIVE_PLAYLIST if live else f"private, max-age={min(ttl, 300)}"

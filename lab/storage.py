@@ -6,11 +6,16 @@ S3_ENDPOINT in `.env`. Buckets are private: players get presigned URLs, never a 
 
 from __future__ import annotations
 
-from functools import cache
+import datetime
+from functools import cache, lru_cache
+from urllib.parse import quote
 
 import boto3
+from botocore.auth import SIGV4_TIMESTAMP, S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.client import BaseClient
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from lab.config import settings
@@ -126,6 +131,43 @@ def get_text(bucket: str, key: str) -> str | None:
 def presigned_get(bucket: str, key: str, ttl_s: int | None = None) -> str:
     return s3_public().generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_s or settings.signed_url_ttl_s)
+
+
+# --- presigned GETs with a given signing time ----------------------------------------------------
+SIGV4_MAX_EXPIRES = 7 * 24 * 3600  # the longest X-Amz-Expires SigV4 allows
+
+
+class _SignedAtAuth(S3SigV4QueryAuth):
+    """botocore's S3 query-string signer with the signing time given instead of read from the clock.
+
+    `SigV4Auth.add_auth` stamps `request.context['timestamp']` from `get_current_datetime()` and has no
+    parameter for it, so this override sets the timestamp and then runs the same steps (botocore 1.44,
+    auth.py); canonical request, string to sign, signature and URL are botocore's own."""
+
+    def __init__(self, credentials: Credentials, region: str, expires: int, signed_at: datetime.datetime):
+        super().__init__(credentials, "s3", region, expires)
+        self._signed_at = signed_at
+
+    def add_auth(self, request: AWSRequest) -> None:
+        request.context["timestamp"] = self._signed_at.strftime(SIGV4_TIMESTAMP)
+        self._modify_request_before_signing(request)
+        string_to_sign = self.string_to_sign(request, self.canonical_request(request))
+        self._inject_signature_to_request(request, self.signature(string_to_sign, request))
+
+
+@lru_cache(maxsize=16384)
+def presigned_get_until(bucket: str, key: str, expires_at: int) -> str:
+    """A presigned GET (players' S3 host) valid until `expires_at`, the same URL on every call.
+
+    The signing time is derived from the expiry (expires_at - 7 days, X-Amz-Expires 7 days), not read from
+    the clock: a live playlist re-signed at each poll then keeps every segment's URI (RFC 8216 6.2.1 lets a
+    server only append, drop from the head, and add ENDLIST), and repeated polls cost a cache hit."""
+    signed_at = datetime.datetime.fromtimestamp(expires_at - SIGV4_MAX_EXPIRES, datetime.UTC).replace(tzinfo=None)
+    request = AWSRequest(method="GET", url=f"{settings.s3_public_url.rstrip('/')}/{bucket}/{quote(key, safe='/~')}")
+    auth = _SignedAtAuth(Credentials(settings.s3_access_key, settings.s3_secret_key), settings.s3_region,
+                         SIGV4_MAX_EXPIRES, signed_at)
+    auth.add_auth(request)
+    return request.url
 
 
 def list_keys(bucket: str, prefix: str = "") -> list[str]:

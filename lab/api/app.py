@@ -1,24 +1,28 @@
 """The FastAPI control plane: VOD upload, stream start/end, playback URLs, content catalog, health, metrics.
 
 Clients are created once in the lifespan. Library errors become HTTP errors only here, at the edge.
+The key and body checks run before any route, as ASGI middleware (lab.api.edge).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import re
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lab import catalog, metrics, storage, topics
-from lab.api import content, live, play, vod
+from lab import metrics, storage, topics
+from lab.api import content, edge, live, play, vod
+from lab.api.health import Health
 from lab.config import settings
 
 log = logging.getLogger(__name__)
@@ -26,13 +30,21 @@ BUCKET_SAMPLE_S = 30
 
 
 async def _sample_buckets() -> None:
-    """Bucket sizes for the dashboard: S3 has no cheap size call, so the API lists them now and then."""
+    """Bucket sizes for the dashboard: S3 has no cheap size call, so the API lists them now and then.
+    A failed listing is logged and the bucket's gauges are removed: absent, never an old value shown as now."""
     while True:
         for bucket in settings.buckets:
-            with suppress(Exception):
-                sizes = await run_in_threadpool(_bucket_size, bucket)
-                metrics.bucket_objects.labels(bucket).set(sizes[0])
-                metrics.bucket_bytes.labels(bucket).set(sizes[1])
+            try:
+                count, size = await run_in_threadpool(_bucket_size, bucket)
+            except Exception as exc:
+                log.warning("bucket sizes: listing %s failed (%s); its gauges are absent until it works",
+                            bucket, exc)
+                for gauge in (metrics.bucket_objects, metrics.bucket_bytes):
+                    with suppress(KeyError):  # never set yet
+                        gauge.remove(bucket)
+                continue
+            metrics.bucket_objects.labels(bucket).set(count)
+            metrics.bucket_bytes.labels(bucket).set(size)
         await asyncio.sleep(BUCKET_SAMPLE_S)
 
 
@@ -47,9 +59,12 @@ def _bucket_size(bucket: str) -> tuple[int, int]:
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     app.state.producer = topics.producer(**{"client.id": "lab-api"})
+    app.state.health = Health()
+    app.state.health.start()
     sampler = asyncio.create_task(_sample_buckets())
     yield
     sampler.cancel()
+    app.state.health.stop()
     app.state.producer.flush(10)
 
 
@@ -57,27 +72,32 @@ app = FastAPI(title="Video Streaming Pipeline Lab — control plane", version="1
               description="Control plane only: live chunks go straight from the encoder to Kafka. "
                           "Write endpoints need the `X-API-Key` header (LAB_API_KEY in .env).")
 app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET"], allow_headers=["*"])
-for router in (vod.router, live.router, content.router, play.router):
+ROUTERS = [vod.router, live.router, content.router, play.router]
+for router in ROUTERS:
     app.include_router(router)
-
-
-@app.middleware("http")
-async def observe(request: Request, call_next) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    metrics.api_requests.labels(request.method, path, str(response.status_code)).inc()
-    metrics.api_request_latency.labels(request.method, path).observe(time.perf_counter() - started)
-    return response
+edge.install(app, ROUTERS)
 
 
 @app.exception_handler(RequestValidationError)
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """A 422 whose `detail` names each bad field in one readable line."""
-    lines = [f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: {e['msg']}"
+    lines = [f"body: not valid JSON at character {e['loc'][-1]}" if e["type"] == "json_invalid" else
+             f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: {e['msg']}"
              for e in exc.errors()]
     return JSONResponse({"detail": "; ".join(lines), "errors": jsonable(exc.errors())}, status_code=422)
+
+
+NAMES_A_FIELD = re.compile(r"^[\w.-]+: ")
+
+
+@app.exception_handler(StarletteHTTPException)
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Our own errors already start with the field they name. Starlette's and FastAPI's body parsers say
+    "Invalid multipart data." or "There was an error parsing the body": name the body as the field."""
+    if exc.status_code == 400 and isinstance(exc.detail, str) and not NAMES_A_FIELD.match(exc.detail):
+        kind = request.headers.get("content-type", "").split(";")[0].strip() or "no Content-Type"
+        exc = StarletteHTTPException(400, f"body: {exc.detail.rstrip('.')} ({kind})", exc.headers)
+    return await http_exception_handler(request, exc)
 
 
 def jsonable(errors: list[dict]) -> list[dict]:
@@ -86,19 +106,11 @@ def jsonable(errors: list[dict]) -> list[dict]:
 
 
 @app.get("/health", tags=["ops"])
-def health() -> dict:
-    """The API's own dependencies: the catalog, S3 and Kafka answer."""
-    checks = {}
-    for name, probe in (("catalog", lambda: catalog.client().admin.command("ping")),
-                        ("s3", lambda: storage.s3().head_bucket(Bucket=settings.bucket_manifests)),
-                        ("kafka", lambda: topics.admin(quiet=True).list_topics(timeout=2))):
-        try:
-            probe()
-            checks[name] = "ok"
-        except Exception as exc:  # report, don't raise: /health must answer
-            checks[name] = f"error: {type(exc).__name__}"
-    status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
-    return {"status": status, "checks": checks}
+async def health(request: Request, verbose: bool = False) -> dict:
+    """The API's own dependencies (catalog, S3, Kafka), from probes run in the background every second.
+    A dependency is `ok` only if its last probe succeeded less than 5 s ago; `verbose=true` adds each
+    probe's age and latency."""
+    return request.app.state.health.report(verbose)
 
 
 @app.get("/metrics", tags=["ops"], include_in_schema=False)

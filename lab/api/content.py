@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path
 
 from lab import catalog, storage
 from lab.config import settings
+from lab.events import LIVE_ID, VOD_ID
 
 router = APIRouter(tags=["content"])
+STREAM_ID = f"{VOD_ID}|{LIVE_ID}"
 
 
 @router.get("/content/{stream_id}")
-def content(stream_id: str) -> dict:
+def content(stream_id: Annotated[str, Path(pattern=STREAM_ID, description="vod-<12 hex> or live-<10 hex>")]) -> dict:
     if stream_id.startswith("vod-") and (doc := catalog.stream_doc(catalog.VOD, stream_id)):
         return {
             "stream_id": stream_id, "title": doc.get("title"), "status": doc["status"], "stream_type": "vod",

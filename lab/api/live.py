@@ -17,7 +17,8 @@ from lab.api.deps import ApiKey, ProducerDep
 from lab.api.schemas import PlaybackUrl, StreamEnd, StreamEnding, StreamStart, StreamStarted
 from lab.config import settings
 
-router = APIRouter(prefix="/streams", tags=["live"])
+# JSON bodies of a few fields: the edge (lab.api.edge) refuses more than API_MAX_JSON_BYTES before reading.
+router = APIRouter(prefix="/streams", tags=["live"], max_body_size=settings.api_max_json_bytes)
 LiveId = Annotated[str, Path(pattern=events.LIVE_ID, description="live-<10 hex>")]
 
 

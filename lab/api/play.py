@@ -8,19 +8,20 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from lab import playback
-from lab.stack import tools
+from lab import playback, toolpaths
 
 router = APIRouter(tags=["playback"])
 PLAYER_HTML = FilePath(__file__).parent / "player.html"
+SIG_PATTERN = r"^[0-9a-f]{32}$"  # playback._mac: 128 bits of HMAC-SHA256, hex
 
 
 @router.get("/play/{stream_id}/{name}", response_class=Response,
             responses={200: {"content": {"application/vnd.apple.mpegurl": {}}}})
 def play(stream_id: Annotated[str, Path(pattern=r"^(vod|live)-[0-9a-f]{10,12}$")],
          name: Annotated[str, Path(pattern=playback.PLAYLIST_NAME.pattern)],
-         exp: Annotated[int, Query(description="expiry, epoch seconds")],
-         sig: Annotated[str, Query(min_length=8, max_length=128)]) -> Response:
+         exp: Annotated[int, Query(ge=0, lt=2**63, description="expiry, epoch seconds")],
+         sig: Annotated[str, Query(pattern=SIG_PATTERN, description="the URL's signature, 32 hex digits")],
+         ) -> Response:
     """A stored playlist with every URI signed for this request (segments: presigned S3 GETs)."""
     try:
         signed = playback.signed_playlist(stream_id, name, exp, sig)
@@ -40,5 +41,8 @@ def player() -> HTMLResponse:
 
 @router.get("/player/hls.min.js", include_in_schema=False)
 def hlsjs() -> FileResponse:
-    return FileResponse(tools.hlsjs(), media_type="text/javascript",
-                        headers={"Cache-Control": "public, max-age=86400"})
+    """hls.min.js as `make lab` fetched it: the API only reads the file, a request never fetches a tool."""
+    path = toolpaths.hlsjs_file()
+    if not path.is_file():
+        raise HTTPException(503, f"hls.js: {path} is missing; run `make lab` (it fetches hls.js once at set-up)")
+    return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})

@@ -24,8 +24,11 @@ class PlaybackUrl(BaseModel):
     cdn_url: str = Field(description="where a CDN in front of the buckets would serve it")
 
 
+TITLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters (NUL, CR, LF, ...) in a title shown to people
+
+
 class StreamStart(BaseModel):
-    title: str | None = Field(None, min_length=1, max_length=200)
+    title: str | None = Field(None, min_length=1, max_length=200, pattern=TITLE_PATTERN)
 
 
 class StreamStarted(BaseModel):

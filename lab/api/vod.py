@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
@@ -9,21 +10,38 @@ from fastapi.concurrency import run_in_threadpool
 
 from lab import catalog, ingest, playback, storage
 from lab.api.deps import ApiKey, ProducerDep
-from lab.api.schemas import PlaybackUrl, UploadAccepted
+from lab.api.schemas import TITLE_PATTERN, PlaybackUrl, UploadAccepted
 from lab.config import settings
 from lab.events import VOD_ID
 
 router = APIRouter(prefix="/vod", tags=["vod"])
 VodId = Annotated[str, Path(pattern=VOD_ID, description="vod-<12 hex>")]
+MULTIPART_OVERHEAD = 1024 * 1024  # the title field, part headers and boundaries around the file
+MAX_FILENAME = 255
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@router.post("/upload", response_model=UploadAccepted, status_code=202, dependencies=[ApiKey])
+def check_filename(name: str | None) -> str:
+    """The client's file name names only the temporary file's suffix; NUL, CR/LF and friends are refused."""
+    if not name:
+        return "upload"
+    if len(name) > MAX_FILENAME:
+        raise HTTPException(422, f"file: the file name is longer than {MAX_FILENAME} characters")
+    if CONTROL_CHARS.search(name):
+        raise HTTPException(422, "file: the file name contains control characters (NUL, CR, LF, ...)")
+    return name
+
+
+# max_body_size: the edge (lab.api.edge) refuses a larger Content-Length before reading the body.
+@router.post("/upload", response_model=UploadAccepted, status_code=202, dependencies=[ApiKey],
+             max_body_size=settings.vod_max_upload_bytes + MULTIPART_OVERHEAD)
 async def upload(producer: ProducerDep, file: Annotated[UploadFile, File(description="a video file")],
-                 title: Annotated[str, Form(min_length=1, max_length=200)]) -> UploadAccepted:
+                 title: Annotated[str, Form(min_length=1, max_length=200, pattern=TITLE_PATTERN)]) -> UploadAccepted:
     """Store the file, cut it into keyframe-aligned raw segments, publish one event per segment.
-    Answers at once; Spark does the transcoding."""
+    Answers at once; Spark does the transcoding. Sources outside VOD_MIN/MAX_WIDTH/HEIGHT/DURATION_S: 422."""
+    filename = check_filename(file.filename)
     try:
-        done = await run_in_threadpool(ingest.ingest, file.file, file.filename or "upload", title, producer)
+        done = await run_in_threadpool(ingest.ingest, file.file, filename, title, producer)
     except ingest.IngestError as exc:
         raise HTTPException(exc.status, f"{exc.field}: {exc.reason}") from None
     return UploadAccepted(stream_id=done.stream_id, status="uploaded", title=done.title, segments=done.segments,
