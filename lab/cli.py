@@ -150,6 +150,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from lab.bench.vod import run as bench_vod
 
         bench_vod(seconds=args.seconds)
+    elif args.what == "playback":
+        from lab.bench.playback import run as bench_playback
+
+        bench_playback(clients=args.clients, seconds=args.duration)
     else:
         from lab.bench.live import run as bench_live
 
@@ -205,11 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default=None)
     p.add_argument("--watch", action="store_true", help="follow the status until ready or failed")
     p = add("bench", cmd_bench, "measure the pipeline (prints figures; never pass/fail)")
-    p.add_argument("what", choices=["vod", "live"])
+    p.add_argument("what", choices=["vod", "live", "playback"])
     p.add_argument("--seconds", type=_positive(float), default=30.0, help="vod: clip length")
     p.add_argument("--streams", type=_positive(int), default=1, help="live: concurrent streams")
     p.add_argument("--rate", type=_positive(float), default=0.5, help="live: chunks/s per stream")
     p.add_argument("--duration", type=_positive(float), default=30.0, help="live: seconds of replay")
+    p.add_argument("--clients", type=_positive(int), default=32, help="playback: concurrent viewers")
     p.add_argument("--engine", default="spark,plain",
                    help="live: engines side by side, from spark (spark-live), plain, executors (a bench app)")
     p.add_argument("--find-knee", action="store_true", help="live: double the rate until each engine falls behind")
