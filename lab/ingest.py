@@ -67,6 +67,14 @@ def check_source(path: Path) -> SourceInfo:
     if info.duration_s > settings.vod_max_duration_s:
         raise IngestError(422, "file", f"{info.duration_s:.0f}s is longer than VOD_MAX_DURATION_S "
                                        f"({settings.vod_max_duration_s:.0f}s)")
+    if info.duration_s < settings.vod_min_duration_s:
+        raise IngestError(422, "file", f"{info.duration_s:.2f}s is shorter than VOD_MIN_DURATION_S "
+                                       f"({settings.vod_min_duration_s:g}s)")
+    for size, low, high, name in ((info.width, settings.vod_min_width, settings.vod_max_width, "WIDTH"),
+                                  (info.height, settings.vod_min_height, settings.vod_max_height, "HEIGHT")):
+        if not low <= size <= high:  # a 1x1 video would otherwise be "transcoded" to a 4x2 360p
+            raise IngestError(422, "file", f"{info.width}x{info.height}: {name.lower()} {size} is outside "
+                                           f"VOD_MIN_{name}..VOD_MAX_{name} ({low}..{high})")
     return info
 
 
