@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,6 @@ from lab.config import settings
 
 POLL_S = 0.5
 WATCH_TIMEOUT_S = 1800.0
-BAR_WIDTH = 30
 
 Progress = Callable[[int, int], None]  # (bytes sent, total bytes)
 
@@ -149,31 +149,25 @@ def _out(text: str, end: str = "\n") -> None:
     sys.stdout.flush()
 
 
-def progress_bar(sent: int, total: int, started: float) -> str:
-    """`[##########----------]  42%  4.2/10.0 MB  3.1 MB/s` (plain text: any terminal, any log)."""
-    frac = sent / total if total else 1.0
-    filled = round(frac * BAR_WIDTH)
-    rate = sent / max(time.monotonic() - started, 1e-6)
-    return (f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {frac:4.0%}  {sent / 1e6:.1f}/{total / 1e6:.1f} MB"
-            f"  {rate / 1e6:.1f} MB/s")
+@contextmanager
+def progress_bar(total: int) -> Iterator[Progress]:
+    """A tqdm bar over the bytes sent; once they all are, one line on what the API does before it answers.
+    tqdm redraws in place on a terminal; into a log it writes at most every 2 s."""
+    from tqdm import tqdm  # only `lab upload` draws a bar: the uploader thread and the bench do not
 
-
-def _bar_printer() -> Progress:
-    started = time.monotonic()
-    state = {"last": -1.0, "done": False}
     interactive = sys.stdout.isatty()
+    with tqdm(total=total, desc="  upload", unit="B", unit_scale=True, file=sys.stdout, dynamic_ncols=True,
+              mininterval=0.1 if interactive else 2.0) as bar:
 
-    def show(sent: int, total: int) -> None:
-        now = time.monotonic()
-        if state["done"] or (sent < total and now - state["last"] < (0.1 if interactive else 2.0)):
-            return  # a terminal redraws often; a log gets a line every 2 s
-        state["last"], state["done"] = now, sent >= total
-        _out(("\r" if interactive else "") + "  upload " + progress_bar(sent, total, started),
-             end="" if interactive and sent < total else "\n")
-        if state["done"]:
-            _out("  the API is probing the file, cutting it into segments and publishing their events ...")
+        def show(sent: int, _total: int) -> None:
+            if bar.disable:  # closed: everything was sent
+                return
+            bar.update(sent - bar.n)
+            if sent >= total:
+                bar.close()
+                _out("  the API is probing the file, cutting it into segments and publishing their events ...")
 
-    return show
+        yield show
 
 
 def _clock(iso: str) -> str:
@@ -186,8 +180,8 @@ def _clock(iso: str) -> str:
 
 MEANING = {
     "uploaded": "stored, cut into segments, one event per segment in Kafka",
-    "processing": "Spark picked up the events",
-    "transcoding": "segments being transcoded on the executors",
+    "processing": "a Spark batch took the segments; their tasks wait for executor cores",
+    "transcoding": "the first segment task started: segments being transcoded on the executors",
     "ready": "every rendition in S3, playlists written",
     "failed": "",
 }
@@ -199,7 +193,8 @@ def upload_cli(file: str, title: str | None = None, watch: bool = False) -> None
         path = check_file(file)
         with api_client() as client:
             _out(f"uploading {path.name} ({path.stat().st_size / 1e6:.1f} MB) to {settings.api_base}")
-            accepted = upload_file(client, path, title or path.stem, on_progress=_bar_printer())
+            with progress_bar(path.stat().st_size) as show:
+                accepted = upload_file(client, path, title or path.stem, on_progress=show)
             stream_id = accepted["stream_id"]
             _out(f"stream_id {stream_id}: {accepted['segments']} segments, {accepted['duration_s']:.1f} s, "
                  f"rungs {', '.join(accepted['rungs'])}")
