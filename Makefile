@@ -49,12 +49,13 @@ lint: $(VENV)/.installed
 	@$(VENV)/bin/ruff check lab tests
 
 # --- container stack (needs a Docker engine) -------------------------------------------------------
+# The jupyter service runs as your uid and gid (files it writes in notebooks/ and data/ stay yours).
 containers-up:
-	docker compose up -d --build
+	LAB_UID=$$(id -u) LAB_GID=$$(id -g) docker compose up -d --build
 containers-down:
 	docker compose down
 containers-restart:
-	docker compose down && docker compose up -d --build
+	docker compose down && LAB_UID=$$(id -u) LAB_GID=$$(id -g) docker compose up -d --build
 containers-reset:
 	docker compose down -v
 containers-status:

@@ -14,11 +14,17 @@ ARG HLSJS_VERSION=1.7.4
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LAB_MODE=containers LAB_HOST=0.0.0.0
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml alone: this layer (pyspark and the rest, about 1 GB) is rebuilt only
+# when pyproject.toml changes, not on every change of the code copied after it.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+      > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY README.md ./
 COPY lab ./lab
 # Editable on purpose: lab.config.ROOT is then /app, where the code finds pyproject.toml (the version pins),
 # notebooks/, data/ and .lab/tools/, exactly as in a checkout.
-RUN pip install -e . \
+RUN pip install --no-deps -e . \
     && useradd --create-home --uid 1000 lab \
     && mkdir -p notebooks data .lab/state /var/lib/lab \
     && chown -R lab /app /var/lib/lab

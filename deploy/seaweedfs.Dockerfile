@@ -25,12 +25,15 @@ cat > /data/etc/s3.json <<JSON
   "credentials": [{"accessKey": "$(esc "$S3_ACCESS_KEY")", "secretKey": "$(esc "$S3_SECRET_KEY")"}],
   "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
 JSON
-exec weed server -dir=/data -ip="$(hostname)" -ip.bind=0.0.0.0 \
+# The master, volume server and filer serve every object without S3 auth: they listen on this container's
+# loopback only (-ip, -ip.bind), where the S3 gateway in the same process reaches them. Only the S3 gateway
+# (-s3.ip.bind) and the metrics (-metricsIp) listen on the network.
+exec weed server -dir=/data -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.ip.bind=0.0.0.0 -metricsIp=0.0.0.0 \
   -master.port=9333 -master.volumeSizeLimitMB=256 -master.telemetry=false \
   -volume.port=8080 -volume.max=0 -filer -filer.port=8888 \
   -s3 -s3.port=8333 -s3.config=/data/etc/s3.json -s3.port.iceberg=0 -s3.port.lance=0 \
   -metricsPort=9327 "$@"
 SH
 VOLUME /data
-EXPOSE 8333 8888 9327
+EXPOSE 8333 9327
 ENTRYPOINT ["/usr/local/bin/seaweedfs-s3"]

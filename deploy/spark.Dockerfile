@@ -11,10 +11,16 @@ RUN mkdir -p /usr/share/man/man1 \
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LAB_MODE=containers LAB_HOST=0.0.0.0 LAB_TOOLS_DIR=/opt/lab-tools
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml alone: this layer (pyspark and the rest, about 1 GB) is rebuilt only
+# when pyproject.toml changes, not on every change of the code copied after it.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+      > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY README.md ./
 COPY lab ./lab
 # editable, as in the lab image: lab.config.ROOT is /app (pyproject.toml holds the version pins)
-RUN pip install -e .
+RUN pip install --no-deps -e .
 # The connector for the installed pyspark, resolved from Maven Central by the same code embedded mode uses
 # (Ivy, shipped with pyspark); the jars pyspark already has are left out. LAB_MODE=embedded for this one
 # step only: it needs no secrets.
@@ -24,5 +30,7 @@ ENV LAB_SPARK_JARS=/opt/lab-tools/spark-sql-kafka-4.2.0/spark-sql-kafka-0-10_2.1
 RUN for jar in $(echo "$LAB_SPARK_JARS" | tr ',' ' '); do \
       test -f "$jar" || { echo "LAB_SPARK_JARS names $jar, which the resolver did not fetch" >&2; exit 1; }; \
     done
-RUN mkdir -p /var/lib/lab
+# /var/lib/lab: state (checkpoints, lesson logs); /home/lab: HOME of the jupyter service, which runs as the
+# host's uid (any uid, so both are world-writable with the sticky bit, like /tmp).
+RUN mkdir -p /var/lib/lab /home/lab && chmod 1777 /var/lib/lab /home/lab
 CMD ["lab", "--help"]

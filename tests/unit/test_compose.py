@@ -68,8 +68,7 @@ def compose_config() -> dict:
     if docker is None:
         pytest.fail("the `docker` client is not on PATH: these checks need `docker compose config` "
                     "(client only, no engine). Install the Docker CLI (docker-ce-cli, or Debian's docker.io) "
-                    "and its compose plugin (see deploy/README-containers.md, 'Checking the stack without "
-                    "Docker').", pytrace=False)
+                    "and its compose plugin (see README.md, 'Checking the stack without Docker').", pytrace=False)
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_CONFIG", "TMPDIR")}
     proc = subprocess.run([docker, "compose", "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
                            "--env-file", str(ENV_FILE), "config", "--format", "json"],
@@ -77,7 +76,7 @@ def compose_config() -> dict:
     no_plugin = "is not a docker command" in proc.stderr or "unknown command" in proc.stderr
     if proc.returncode != 0 and no_plugin:
         pytest.fail("the docker client has no compose plugin: `docker compose version` fails. Install it "
-                    "(see deploy/README-containers.md, 'Checking the stack without Docker').", pytrace=False)
+                    "(see README.md, 'Checking the stack without Docker').", pytrace=False)
     assert proc.returncode == 0, f"docker compose config failed:\n{proc.stderr}"
     return json.loads(proc.stdout)
 
@@ -221,7 +220,8 @@ def test_compose_config_accepts_the_committed_env():
 
 def test_every_variable_compose_reads_is_in_env():
     env = env_file()
-    used = set(VARIABLE.findall(COMPOSE_FILE.read_text()))
+    # ${VAR:-default} (LAB_UID, LAB_GID: the host's ids, passed by `make containers-up`) need not be in .env
+    used = {m.group(1) for m in VARIABLE.finditer(COMPOSE_FILE.read_text()) if ":-" not in m.group(0)}
     assert used, "docker-compose.yml reads no variable from .env"
     assert not used - set(env), f"docker-compose.yml reads variables .env lacks: {sorted(used - set(env))}"
 
@@ -477,3 +477,175 @@ def test_dashboard_and_rules_use_only_metrics_the_code_exports():
     assert len(used) > 10
     missing = missing_metrics(generate_latest(REGISTRY).decode())
     assert not missing, f"metrics the dashboard/rules read but lab/metrics.py does not export: {missing}"
+
+
+# --- a laptop-sized stack, builds and ownership (issue 14) ------------------------------------------------
+
+LAPTOP_MIB = 6 * 1024   # what Docker Desktop may give its VM on an 8 GB laptop, the VM's own needs aside
+FFMPEG_SERVICES = ("api", "producer", "spark-worker", "spark-job", "jupyter")
+
+
+def mib(size: str | int) -> float:
+    """Bytes (compose's JSON) or a JVM/compose size (`384m`, `1g`) in MiB."""
+    text = str(size).strip().lower()
+    units = {"k": 1 / 1024, "m": 1, "g": 1024}
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else int(text) / 2**20
+
+
+def mem_limits() -> dict[str, float]:
+    return {name: mib(svc["mem_limit"]) for name, svc in compose_config()["services"].items()
+            if svc.get("mem_limit")}
+
+
+def test_every_service_has_a_memory_limit_and_all_fit_a_laptop():
+    limits = mem_limits()
+    assert set(limits) == SERVICES, f"no mem_limit: {sorted(SERVICES - set(limits))}"
+    total = sum(limits.values())
+    assert total <= LAPTOP_MIB, f"the limits add up to {total:.0f} MiB, more than {LAPTOP_MIB} MiB"
+    readme = (ROOT / "README.md").read_text()
+    assert f"{total:.0f} MiB" in readme, f"README.md does not state the limits' total, {total:.0f} MiB"
+
+
+def test_jvm_heaps_fit_inside_their_containers():
+    """Heap plus the JVM's own memory within the limit, and for Spark the Python processes beside it."""
+    services = compose_config()["services"]
+    limits = mem_limits()
+    env = env_file()
+    jvm = 150  # a HotSpot 17 daemon's metaspace, code cache, GC and thread stacks: an estimate, not measured here
+
+    def heap(name: str, key: str) -> float:
+        value = services[name]["environment"].get(key) or env[key]
+        return mib(value)
+
+    kafka_heap = re.search(r"-Xmx(\w+)", services["kafka"]["environment"]["KAFKA_HEAP_OPTS"]).group(1)
+    assert mib(kafka_heap) + jvm <= limits["kafka"]
+    assert heap("spark-master", "SPARK_DAEMON_MEMORY") + jvm <= limits["spark-master"]
+    worker = heap("spark-worker", "SPARK_DAEMON_MEMORY") + jvm + mib(env["SPARK_WORKER_MEMORY"]) + jvm
+    python_and_ffmpeg = 250 * int(env["SPARK_WORKER_CORES"])
+    assert worker + python_and_ffmpeg <= limits["spark-worker"], "worker daemon + executor + Python workers"
+    worker_offers = re.search(r"--memory (\S+)", " ".join(services["spark-worker"]["command"])).group(1)
+    assert mib(worker_offers) >= mib(env["SPARK_WORKER_MEMORY"]), "the executor must fit what the worker offers"
+    for name in ("spark-job", "jupyter"):  # the driver, and lesson 03's SparkSession in a kernel
+        assert heap(name, "SPARK_DRIVER_MEMORY") + jvm + 150 <= limits[name], name
+    # Spark refuses a driver or executor heap under 450 MiB (UnifiedMemoryManager's minimum system memory)
+    for size in (heap("spark-job", "SPARK_DRIVER_MEMORY"), heap("jupyter", "SPARK_DRIVER_MEMORY"),
+                 mib(env["SPARK_WORKER_MEMORY"])):
+        assert size >= 450
+
+
+def test_ffmpeg_runs_under_an_init_process():
+    services = compose_config()["services"]
+    assert [n for n in FFMPEG_SERVICES if not services[n].get("init")] == []
+
+
+def test_kafka_healthcheck_starts_no_jvm_and_the_host_listener_is_ipv4():
+    kafka = compose_config()["services"]["kafka"]
+    test = " ".join(kafka["healthcheck"]["test"])
+    assert ".sh" not in test and "java" not in test, "a JVM every 5 s"
+    assert "/dev/tcp/127.0.0.1/29092" in test
+    advertised = kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert "localhost" not in advertised and "EXTERNAL://127.0.0.1:" in advertised
+
+
+def test_the_spark_ports_the_containers_are_told_are_the_ones_spark_job_serves():
+    """One application serves both queries: no container is told of a spark-live port (4041, 8767) that
+    nothing publishes or serves."""
+    services = compose_config()["services"]
+    job = services["spark-job"]
+    published = {p["target"] for p in job.get("ports", [])}
+    for name, svc in services.items():
+        env = svc.get("environment") or {}
+        for key in ("SPARK_VOD_UI_PORT", "SPARK_LIVE_UI_PORT"):
+            assert key not in env or int(env[key]) in published, f"{name}: {key}={env[key]}"
+        for key in ("SPARK_VOD_METRICS_PORT", "SPARK_LIVE_METRICS_PORT"):
+            assert key not in env or env[key] == "8766", f"{name}: {key}={env[key]}"
+
+
+def test_seaweedfs_publishes_only_the_s3_gateway():
+    """The filer and the volume server serve objects without S3 auth (issue 11): not published, and bound to the
+    s3 container's loopback."""
+    s3 = compose_config()["services"]["s3"]
+    assert [p["target"] for p in s3["ports"]] == [8333]
+    script = (DEPLOY / "seaweedfs.Dockerfile").read_text()
+    for flag in ("-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3.ip.bind=0.0.0.0"):
+        assert flag in script, flag
+    exposed = next(rest for word, rest in dockerfile_instructions(DEPLOY / "seaweedfs.Dockerfile") if word == "EXPOSE")
+    assert "8888" not in exposed and "8080" not in exposed
+
+
+def test_jupyter_runs_as_the_host_user_not_root():
+    jupyter = compose_config()["services"]["jupyter"]
+    assert jupyter["user"] == "1000:1000"  # ${LAB_UID:-1000}:${LAB_GID:-1000}; make containers-up passes id -u
+    assert "--allow-root" not in " ".join(argv_of(jupyter["command"]))
+    assert jupyter["environment"]["HOME"] == "/home/lab"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "LAB_UID=$$(id -u)" in makefile and "LAB_GID=$$(id -g)" in makefile
+    spark = (DEPLOY / "spark.Dockerfile").read_text()
+    assert "chmod 1777 /var/lib/lab /home/lab" in spark, "the state dir and HOME must be writable by any uid"
+
+
+def test_jupyter_has_the_dashboard_lesson_07_draws():
+    """Without it lab/widgets/charts.py fell back to its 6 built-in panels (of 31) in the container."""
+    jupyter = compose_config()["services"]["jupyter"]
+    mounts = {v["target"]: Path(v["source"]) for v in jupyter["volumes"]}
+    assert mounts["/app/deploy/grafana/dashboards"] == DASHBOARD.parent  # lab.config.ROOT is /app in the image
+
+
+def test_charts_builtin_panels_are_in_step_with_the_dashboard():
+    """A maintainer's check (it was in lesson 07): the fallback copy in lab/widgets/charts.py matches the file."""
+    from lab.widgets import charts
+
+    panels = charts.dashboard_panels()
+    drifted = [b.title for b in charts._BUILTIN if b.title not in panels or b.targets != panels[b.title].targets]
+    assert not drifted, f"built-in panels that differ from {DASHBOARD.name}: {drifted}"
+
+
+def dockerignore_allows(path: str) -> bool:
+    """`path` is in the build context under .dockerignore's rules (last match wins; `!` lets in)."""
+    from fnmatch import fnmatch
+
+    allowed = True
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        rule = line.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+        if fnmatch(path, pattern) or path.startswith(pattern + "/") or fnmatch(path.split("/")[0], pattern):
+            allowed = negate
+    return allowed
+
+
+def test_the_build_context_holds_what_the_dockerfiles_copy_and_nothing_big():
+    sources = []
+    for path in DOCKERFILES:
+        for word, rest in dockerfile_instructions(path):
+            if word == "COPY" and "--from" not in rest and "<<" not in rest:
+                sources += [s for s in rest.split()[:-1] if not s.startswith("--")]
+    assert sources, "no COPY from the build context"
+    assert [s for s in sources if not dockerignore_allows(s.rstrip("/"))] == []
+    for heavy in (".venv", ".lab", "data", ".git", "notebooks", "tests"):
+        assert not dockerignore_allows(heavy), f"{heavy} would be sent to every build"
+
+
+def test_dependencies_are_installed_before_the_code_is_copied():
+    """A code change must not re-download pyspark (about 1 GB): pip installs pyproject.toml's dependencies in a
+    layer of its own, then the lab package with --no-deps."""
+    for name in ("lab.Dockerfile", "spark.Dockerfile"):
+        steps = dockerfile_instructions(DEPLOY / name)
+        copy_code = next(i for i, (w, rest) in enumerate(steps) if w == "COPY" and rest.startswith("lab "))
+        deps = next(i for i, (w, rest) in enumerate(steps) if w == "RUN" and "pip install -r" in rest)
+        assert deps < copy_code, name
+        assert all("--no-deps" in rest for w, rest in steps[copy_code:] if w == "RUN" and "pip install" in rest)
+
+
+def test_scripts_and_dockerfiles_check_out_with_lf():
+    for path in ("deploy/seaweedfs.Dockerfile", "deploy/spark.Dockerfile", "docker-compose.yml", ".env"):
+        out = subprocess.run(["git", "check-attr", "eol", "--", path], cwd=ROOT, capture_output=True, text=True)
+        assert out.stdout.strip().endswith("eol: lf"), out.stdout
+
+
+def test_every_deploy_file_the_docs_name_exists():
+    """docker-compose.yml and the README once pointed at a deploy/README-containers.md that did not exist."""
+    for doc in (COMPOSE_FILE, ROOT / "README.md", *DOCKERFILES):
+        for ref in set(re.findall(r"\bdeploy/[\w./-]*\w", doc.read_text())):
+            assert (ROOT / ref).exists(), f"{doc.name} names {ref}, which does not exist"
