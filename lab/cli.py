@@ -154,6 +154,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from lab.bench.playback import run as bench_playback
 
         bench_playback(clients=args.clients, seconds=args.duration)
+    elif args.what == "catalog":
+        from lab.bench.catalog import run as bench_catalog
+
+        bench_catalog(docs=args.docs, keep=args.keep, without_index=args.without_index)
     else:
         from lab.bench.live import run as bench_live
 
@@ -209,16 +213,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default=None)
     p.add_argument("--watch", action="store_true", help="follow the status until ready or failed")
     p = add("bench", cmd_bench, "measure the pipeline (prints figures; never pass/fail)")
-    p.add_argument("what", choices=["vod", "live", "playback"])
+    p.add_argument("what", choices=["vod", "live", "playback", "catalog"])
     p.add_argument("--seconds", type=_positive(float), default=30.0, help="vod: clip length")
     p.add_argument("--streams", type=_positive(int), default=1, help="live: concurrent streams")
     p.add_argument("--rate", type=_positive(float), default=0.5, help="live: chunks/s per stream")
     p.add_argument("--duration", type=_positive(float), default=30.0, help="live: seconds of replay")
-    p.add_argument("--clients", type=_positive(int), default=32, help="playback: concurrent viewers")
     p.add_argument("--engine", default="spark,plain",
                    help="live: engines side by side, from spark (spark-live), plain, executors (a bench app)")
     p.add_argument("--find-knee", action="store_true", help="live: double the rate until each engine falls behind")
     p.add_argument("--with-vod", action="store_true", help="live: a quiet run, then one beside a VOD upload loop")
+    p.add_argument("--clients", type=_positive(int), default=32, help="playback: concurrent viewers")
+    p.add_argument("--docs", type=_positive(int), default=100_000, help="catalog: filler documents to add")
+    p.add_argument("--keep", action="store_true", help="catalog: leave the filler documents in place")
+    p.add_argument("--without-index", action="store_true",
+                   help="catalog: measure without the SQLite _id index the lab adds (FerretDB's own behaviour)")
     p = add("lessons", cmd_lessons, "put lesson notebooks back as committed, e.g. `lab lessons restore 04`")
     p.add_argument("action", choices=["restore"])
     p.add_argument("lessons", nargs="+", metavar="LESSON", help="lesson numbers (04) or names, or `all`")

@@ -17,7 +17,7 @@ import httpx
 
 from lab import catalog, storage, topics
 from lab.config import ROOT, settings
-from lab.stack import tools
+from lab.stack import ferretdb, tools
 from lab.stack.ports import SUPERVISOR
 from lab.stack.supervisor import Service, data_dir
 
@@ -186,6 +186,20 @@ def _catalog_healthy() -> bool:
     return catalog.client().admin.command("ping").get("ok") == 1
 
 
+def _catalog_provision() -> list[str]:
+    """Collections and indexes, then the SQLite index FerretDB's `_id` lookups need (lab/stack/ferretdb.py)."""
+    created = catalog.ensure_indexes()
+    ferretdb.index_every_database()
+    return created
+
+
+def _catalog_upkeep() -> None:
+    """While it runs: collections made since (a bench's, an exercise's) get the `_id` index too, and the
+    `streams` index stays bounded."""
+    ferretdb.index_every_database()
+    catalog.prune_streams_index()
+
+
 # --- Prometheus -------------------------------------------------------------------------------------
 
 def scrape_targets() -> dict[str, str]:
@@ -243,7 +257,7 @@ def all_services() -> dict[str, Service]:
         Service("s3", settings.s3_port, "SeaweedFS S3 gateway (buckets vod-raw, vod-variants, live-streams, manifests)",
                 _s3_command, lambda: storage.s3().list_buckets() is not None, provision=storage.ensure_buckets),
         Service("catalog", settings.mongo_port, "FerretDB (MongoDB wire protocol) over SQLite",
-                _catalog_command, _catalog_healthy, provision=catalog.ensure_indexes),
+                _catalog_command, _catalog_healthy, provision=_catalog_provision, upkeep=_catalog_upkeep),
         Service("prometheus", settings.prometheus_port, "Prometheus scraping every /metrics endpoint",
                 _prometheus_command, lambda: _http_ok(f"{settings.prometheus_base}/-/ready")),
         Service("api", settings.api_port, "FastAPI control plane", lambda: _lab("api"),

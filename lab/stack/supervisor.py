@@ -41,6 +41,7 @@ class Service:
     provision: Callable[[], object] = lambda: None  # topics, buckets, indexes once healthy (returns what it made)
     env: dict[str, str] = field(default_factory=dict)
     infra: bool = True                              # infra starts first; apps start once it is provisioned
+    upkeep: Callable[[], object] = lambda: None     # the watcher calls it every UPKEEP_S while the service runs
 
 
 def state_path(*parts: str) -> Path:

@@ -7,6 +7,8 @@
   and in `lab status`, and leaves it down until `lab up` clears the mark.
 - It never blocks on a start-up: a restarted service is checked for health on the next rounds, and
   provisioned (topics, buckets, indexes: idempotent) once healthy.
+- Every UPKEEP_S it runs each running service's upkeep (the catalog: `_id` index on new tables, bounded
+  `streams` index).
 - Restarts are counted in run/restarts.json (read by `lab status`) and by `lab_service_restarts_total`,
   served on SUPERVISOR_METRICS_PORT and scraped by Prometheus.
 """
@@ -27,6 +29,7 @@ from lab.stack.supervisor import Service, StackError
 
 log = logging.getLogger("lab.supervise")
 
+UPKEEP_S = 30.0      # how often a running service's upkeep runs (the catalog's index and retention)
 FIRST_DELAY_S = 2.0  # leaves a lesson's kill time to observe the service down before it comes back
 MAX_DELAY_S = 60.0
 STARTUP_TIMEOUT_S = settings.lab_startup_timeout_s
@@ -71,6 +74,7 @@ class Watcher:
         self.max_restarts = max_restarts
         self.window_s = window_s
         self.tracks = {name: Track() for name in services}
+        self.next_upkeep = 0.0
         self.counts = read_restarts()
         registry = registry or CollectorRegistry()
         self.registry = registry
@@ -89,6 +93,18 @@ class Watcher:
         supervisor.reap()
         for name, svc in self.services.items():
             self._check(name, svc, self.tracks[name], now)
+        if now >= self.next_upkeep:
+            self.next_upkeep = now + UPKEEP_S
+            self._upkeep()
+
+    def _upkeep(self) -> None:
+        for name, svc in self.services.items():
+            if supervisor.running_pid(name) is None or self.tracks[name].starting_since is not None:
+                continue
+            try:
+                svc.upkeep()
+            except Exception as exc:  # upkeep is best effort; it never stops the watcher
+                log.warning("%s: upkeep failed: %s", name, exc)
 
     def _check(self, name: str, svc: Service, track: Track, now: float) -> None:
         alive = supervisor.running_pid(name) is not None
