@@ -15,6 +15,7 @@
 import threading
 
 from lab.config import ROOT
+from lab.exercises import l07
 from lab.producer.replay import Replay, sample_segments
 from lab.stack.services import scrape_targets
 from lab.widgets import MetricCharts, dashboard_panels, instant, lesson, plot_panels, range_frame, value
@@ -95,8 +96,14 @@ for name, expr in latency.items():
 
 # %% [markdown]
 # **An increase.** A counter's raw value is a total since its process started (it restarts at 0 with the
-# process); what you want is how much it went up: `increase(x[5m])` over a window, or the difference of two
-# readings. Our traffic lost one chunk and corrupted one:
+# process); what you want is how much it went up. There are two ways, and they answer different questions:
+# - **two readings** of the counter, before and after: an exact count of what happened in between. Our traffic
+#   lost one chunk and corrupted one, so each counter went up by one (more only if another stream had a fault
+#   in the same seconds);
+# - **`increase(x[5m])`**: how much it rose in the last five minutes, for a dashboard. It counts every
+#   stream's faults in that window (an earlier lesson's too), and it is an *estimate*: Prometheus extrapolates
+#   the rise it saw between the first and last samples inside the window to the window's edges, so 4 faults
+#   can show as 4.01 or 3.9.
 
 # %%
 running.join(timeout=120)
@@ -107,12 +114,12 @@ def went_up():
 
 
 seen = lesson.wait_for(lambda: min(went_up().values()) >= 1 and went_up(), "the faults in Prometheus", 120)
-print(", ".join(f"{name}: +{v:g}" for name, v in seen.items()))
+print("two readings:", ", ".join(f"{name} +{v:g}" for name, v in seen.items()))
 windows = {name: f"sum(increase({series}[5m]))" for name, series in counters.items()}
 print("\n".join(f"{name} in the last 5 minutes: {expr}" for name, expr in windows.items()))
 
 # %% tags=["nbval-ignore-output"]
-{name: round(value(expr), 2) for name, expr in windows.items()}
+{name: round(value(expr), 2) for name, expr in windows.items()}  # every stream's, extrapolated: rarely an integer
 
 # %% [markdown]
 # A range query gives a time series per label set: `range_frame` returns it as a pandas DataFrame with a
@@ -140,27 +147,51 @@ plot_panels(["Live: Chunk Processing Latency", "VOD: Processing Rate & Variants 
             minutes=3)
 
 # %% [markdown]
-# Reading them: the live latency percentiles sit well under a second while the queries keep up; the gap
-# counter steps up by one and the checksum failures show one in the window; the consumer lag (records on the
-# broker a query has not processed yet, measured by the Spark job after each batch) stays near zero: a lag
-# that grows means the query is falling behind. The same panels as a widget that redraws itself (switch **live** on):
+# Reading them:
+# - the live latency's p50 is a few hundred milliseconds while the query keeps up; p95 and p99 jump to seconds
+#   whenever something else takes the two cores for a while (a VOD transcode, another lesson's Spark, a query
+#   restarting). A spike that lasts one batch is that; a p50 that climbs means the query is falling behind;
+# - the gap and checksum-failure panels step up where our faults happened, plus any other stream's (lesson
+#   05's, for instance, if it ran in the last minutes);
+# - the consumer lag (records on the broker a query has not processed yet, measured by the Spark job after
+#   each batch) stays near zero: a lag that grows means the query is falling behind.
+#
+# The same panels as a widget that redraws itself (switch **live** on):
 
 # %%
 MetricCharts(["Live: Chunk Processing Latency", "FastAPI: Response Time"], minutes=5)
 
 # %% [markdown]
-# ## Check yourself
+# ### Your turn 1 · a rate
 #
-# Every query of the dashboard is valid PromQL for this Prometheus, the notebook's built-in copy of the
-# main panels is in step with the dashboard, and the pipeline's throughput and latency have data.
+# Write the PromQL that answers: *how many live chunks per second did the pipeline process, averaged over the
+# last minute?* (one number). The checker asks Prometheus for your expression and for its own, at the same
+# instant, and compares.
 
 # %%
-from lab.widgets.charts import _BUILTIN  # noqa: E402
+LIVE_RATE = None  # your turn: a PromQL string
+l07.promql("live_rate", LIVE_RATE)
 
+# %% [markdown]
+# ### Your turn 2 · an increase
+#
+# Now: *how many chunk gaps did the live query detect in the last 10 minutes?* (one number, every stream).
+# Then compare your answer with the two readings above: why can they differ?
+
+# %%
+GAPS_10M = None  # your turn: a PromQL string
+l07.promql("gaps_10m", GAPS_10M)
+
+# %% [markdown]
+# ## Check yourself
+#
+# Every query of the dashboard is valid PromQL for this Prometheus, and the pipeline's throughput and
+# latency have data.
+
+# %%
 for p in panels.values():
     for expr, _ in p.targets:
         instant(expand(expr))  # raises PromError naming the problem if Prometheus refuses it
-assert all(b.title in panels and b.targets == panels[b.title].targets for b in _BUILTIN), "built-in copy drifted"
 assert value("sum(increase(chunks_processed_total[5m]))") > 0, "chunks were processed in the last 5 minutes"
 assert seen["gaps"] >= 1 and seen["checksum failures"] >= 1
 lesson.ok(f"all {sum(len(p.targets) for p in panels.values())} dashboard queries run; throughput, latency and "
