@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from lab.config import settings
 
@@ -166,6 +167,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
                    find_knee=args.find_knee, with_vod=args.with_vod)
 
 
+def cmd_soak(args: argparse.Namespace) -> None:
+    from lab.soak import run as soak
+
+    soak(hours=args.hours, speed=args.speed, csv_path=args.csv)
+
+
 def cmd_lessons(args: argparse.Namespace) -> None:
     from lab import lessons
 
@@ -227,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="catalog: leave the filler documents in place")
     p.add_argument("--without-index", action="store_true",
                    help="catalog: measure without the SQLite _id index the lab adds (FerretDB's own behaviour)")
+    p = add("soak", cmd_soak, "an accelerated workshop day on the running stack: samples, table and CSV")
+    p.add_argument("--hours", type=_positive(float), default=8.0, help="simulated hours")
+    p.add_argument("--speed", type=_positive(float), default=24.0, help="times the producer's rates")
+    p.add_argument("--csv", type=Path, default=None, help="where to write every sample (default: state dir)")
     p = add("lessons", cmd_lessons, "put lesson notebooks back as committed, e.g. `lab lessons restore 04`")
     p.add_argument("action", choices=["restore"])
     p.add_argument("lessons", nargs="+", metavar="LESSON", help="lesson numbers (04) or names, or `all`")

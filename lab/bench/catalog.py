@@ -5,6 +5,7 @@ lists and `lab status`, on the catalog as it is, then again after inserting N fi
 live state versions and VOD segments, shaped like the pipeline's), and prints both with their ratio. The filler
 is removed at the end unless --keep. With --without-index it first drops the SQLite `_id` index the embedded
 stack adds (lab/stack/ferretdb.py), to show what FerretDB does without it, and puts it back at the end.
+The control row (a ping) reads no data: its ratio is the machine's load drift between the two phases.
 Figures only, never pass/fail.
 """
 
@@ -79,6 +80,7 @@ def _reads(vod: str, live: str) -> dict[str, Callable[[], object]]:
         "stream list by filter (widgets' query today)":
             lambda: list(catalog.collection(catalog.LIVE).find({"chunk_index": catalog.STREAM_DOC}, {"_id": 0})),
         "lab status": stack.status,
+        "catalog ping (control: reads no data)": lambda: catalog.client().admin.command("ping"),
     }
 
 

@@ -128,3 +128,43 @@ def test_spark_streams_records_from_kafka_through_the_connector(temp_topic):
         if query:
             query.stop()
         spark.stop()
+
+
+# --- supervision: a killed service comes back by itself ------------------------------------------------------
+
+def test_a_killed_service_is_restarted_healthy_with_no_command_typed():
+    from lab import stack
+
+    before = {s.name: s for s in stack.status()}["prometheus"]
+    old_pid = stack.kill_service("prometheus")  # SIGKILL of its whole group, as a crash
+    stack.wait_service_healthy("prometheus")     # the watcher's restart, nothing else
+    after = {s.name: s for s in stack.status()}["prometheus"]
+    assert after.healthy and after.pid != old_pid
+    assert after.restarts == before.restarts + 1
+    metrics = httpx.get(f"http://{settings.lab_host}:{settings.supervisor_metrics_port}/metrics").text
+    counted = re.search(r'^lab_service_restarts_total\{service="prometheus"\} (\S+)$', metrics, re.M)
+    assert counted and float(counted.group(1)) >= 1
+
+
+EPHEMERAL_FROM = 32768  # Linux's ephemeral range starts here (macOS: 49152); every planned port is below
+
+
+def test_the_port_plan_is_every_port_the_stack_listens_on():
+    """Each running service listens on the ports the plan gives it, and on no other fixed port (a derived
+    one, such as SeaweedFS's HTTP + 10000, would show here); OS-assigned ports are ephemeral."""
+    import psutil
+
+    from lab.stack import ports, supervisor
+
+    planned: dict[str, set[int]] = {}
+    for service, port in ports.plan().values():
+        planned.setdefault(service, set()).add(port)
+    for service, want in planned.items():
+        pid = supervisor.running_pid(service)
+        if pid is None:
+            continue
+        held = {c.laddr.port for p in supervisor.group_members(pid) for c in p.net_connections("tcp")
+                if c.status == psutil.CONN_LISTEN}
+        assert want <= held, f"{service}: planned {sorted(want)}, listening on {sorted(held)}"
+        unplanned = sorted(p for p in held - want if p < EPHEMERAL_FROM)
+        assert not unplanned, f"{service} listens on ports outside the plan: {unplanned}"
