@@ -16,9 +16,21 @@
 
 # %%
 from lab.config import settings
+from lab.stack import doctor
 from lab.widgets import StackHealth, health_frame, lesson, ui_map
 
 lesson.setup()
+
+# %% [markdown]
+# ## Preflight: is this machine ready?
+#
+# `lab doctor` (which `make lab` runs before it builds anything) checks what the lab needs: Python, Java 17+,
+# Go, Node/npm, free memory and disk, cores, every port the lab opens (free, or held by this lab), and the
+# tools set-up builds. Each line is `[OK]`, or `[FAIL]` with the exact fix. The same check, from here:
+
+# %% tags=["nbval-ignore-output"]
+preflight, ready = doctor.report(doctor.run_checks())
+print(preflight)
 
 # %% [markdown]
 # ## The stack, live
