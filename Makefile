@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 LAB := $(VENV)/bin/lab
 TEST_ENV := LAB_ENV_FILE=tests/stack.env
+# the compose plugin `lab setup --for-tests` built into .lab/ when the docker client had none (checked by the shell,
+# when the line runs: make expands a recipe before its first line has built anything)
+DOCKER_ENV := env $$([ -x .lab/tools/docker/cli-plugins/docker-compose ] && echo DOCKER_CONFIG=$(CURDIR)/.lab/tools/docker)
 # The lessons as committed, built from notebooks/src/ into a scratch dir: what a learner ran or edited in
 # notebooks/ never counts. Any run of the lessons (the test stack's, another mode's) uses the same two lines.
 LESSONS_DIR := .lab/test-notebooks
@@ -33,7 +36,7 @@ test: $(VENV)/.installed
 	@$(TEST_ENV) $(LAB) reset >/dev/null
 	@trap '$(TEST_ENV) $(LAB) down >/dev/null' EXIT; \
 	 $(TEST_ENV) $(LAB) up && $(STAGE_LESSONS) $(LESSONS_DIR) >/dev/null && \
-	 $(TEST_ENV) $(VENV)/bin/python -m pytest tests $(LESSONS_DIR) $(NBVAL)
+	 $(TEST_ENV) $(DOCKER_ENV) $(VENV)/bin/python -m pytest tests $(LESSONS_DIR) $(NBVAL)
 
 down:
 	@$(LAB) down

@@ -37,6 +37,12 @@ def hlsjs_file() -> Path:
     return settings.lab_tools_dir / f"hls.js-{pin('hlsjs')}" / "hls.min.js"
 
 
+def docker_config_dir() -> Path:
+    """A DOCKER_CONFIG whose cli-plugins/ holds the compose plugin set-up built, when the docker client had
+    none: `make test` sets DOCKER_CONFIG to it, so nothing is written to ~/.docker on a learner's machine."""
+    return settings.lab_tools_dir / "docker"
+
+
 def existing(path: Path, what: str) -> Path:
     """The path, or ToolMissing naming `make lab` (set-up fetches and builds every tool once)."""
     if not path.exists():

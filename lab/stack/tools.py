@@ -228,16 +228,23 @@ def fetch_hlsjs() -> Path:
     return dest
 
 
+def in_ci() -> bool:
+    """CI=true: a throwaway machine, where set-up may install system packages. Elsewhere (a learner's laptop)
+    it touches nothing outside the repository: it builds into .lab/, or prints the one command to run."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def chromium() -> str:
-    """Debian's Chromium for the browser test (Playwright drives it; no browser download from elsewhere)."""
+    """Chromium for the browser test (Playwright drives it; no browser download from elsewhere). On a learner's
+    machine a missing Chromium is one line with the command; in CI, Debian's package is installed."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
         return found
     apt = shutil.which("apt-get")
-    if not apt or os.geteuid() != 0:
-        raise ToolError("chromium not found: the browser test needs it (Debian: apt-get install chromium; "
-                        "macOS: brew install --cask chromium)")
-    step("installing Debian's chromium for the browser test (once)")
+    if not (in_ci() and apt and os.geteuid() == 0):
+        command = "brew install --cask chromium" if sys.platform == "darwin" else "sudo apt-get install chromium"
+        raise ToolError(f"chromium not found: the browser test needs it; run `{command}`, then `make test` again")
+    step("installing Debian's chromium for the browser test (CI, once)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run([apt, "update", "-qq"], "apt-get update", env=env)
     run([apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"], "apt-get install chromium", env=env)
@@ -246,17 +253,21 @@ def chromium() -> str:
 
 def compose_plugin() -> None:
     """`docker compose config` is part of the tests (the container stack is checked without an engine).
-    Docker's client may lack the compose plugin: build the pinned one from the Go module proxy. Its go.mod
-    has `exclude` directives, so `go install module@version` refuses it; it is built from a copy."""
+    Docker's client may lack the compose plugin: build the pinned one from the Go module proxy, into
+    .lab/tools/docker/cli-plugins (toolpaths.docker_config_dir: `make test` points DOCKER_CONFIG there) on a
+    learner's machine, into ~/.docker/cli-plugins in CI. Its go.mod has `exclude` directives, so
+    `go install module@version` refuses it; it is built from a copy."""
     docker = require("docker", "install the Docker CLI (Debian: apt-get install docker.io; an engine is not needed)")
     if subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
         return
+    dest = (Path.home() / ".docker" if in_ci() else toolpaths.docker_config_dir()) / "cli-plugins" / "docker-compose"
+    if dest.exists():
+        return
     go = require("go", "install Go 1.24+ (https://go.dev/doc/install)")
     version = pin("compose")
-    step(f"building the docker compose plugin {version} with Go (once)")
+    step(f"building the docker compose plugin {version} with Go into {dest.parent} (once)")
     info = json.loads(run([go, "mod", "download", "-json", f"github.com/docker/compose/v5@{version}"],
                           "downloading docker compose"))
-    dest = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "compose"
