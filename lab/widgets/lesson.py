@@ -127,6 +127,18 @@ class Background:
         return self.result
 
 
+def ensure_healthy() -> list[str]:
+    """Start every service this stack runs that is not healthy (after a lesson that broke things was
+    interrupted, say); returns the names started."""
+    from lab.widgets.health import health_frame
+
+    frame = health_frame()
+    down = [str(n) for n in frame.loc[frame["wanted"] & ~frame["healthy"], "service"]]
+    for name in down:
+        start_service(name)
+    return down
+
+
 @contextmanager
 def quiet_console() -> Iterator[None]:
     """Point this process's stdout/stderr file descriptors at /dev/null while the block runs. A child started
