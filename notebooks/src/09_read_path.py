@@ -22,6 +22,7 @@ import pandas as pd
 
 from lab import playback, storage, urls  # urls.fetch: a browser URL, fetched from inside the stack
 from lab.config import ROOT, settings
+from lab.exercises import l09
 from lab.producer.replay import Replay, sample_segments
 from lab.widgets import lesson
 
@@ -53,7 +54,9 @@ print("VOD", vod_id, "and live", live_id)
 #
 # `GET /streams/{id}/live` answers with `manifest_url`: the API's `/play/{id}/{name}` with two query
 # parameters, `exp` (the expiry, epoch seconds, `SIGNED_URL_TTL_S` from now) and `sig`, an HMAC-SHA256 of
-# `stream_id:exp` with `URL_SIGNING_SECRET`, which only the API knows (`lab/playback.py`).
+# `stream_id:exp` with `URL_SIGNING_SECRET`, which only the API knows (`lab/playback.py`), **truncated to its
+# first 128 bits** (32 hex digits of the 64 the full tag has). Truncating an HMAC is standard (RFC 2104, NIST
+# SP 800-107, at least half the hash): a forger still needs about 2^128 guesses, and the URL stays shorter.
 
 # %%
 answer = api.get(f"/streams/{live_id}/live").json()
@@ -61,6 +64,7 @@ url = answer["manifest_url"]
 query = parse_qs(urlsplit(url).query)
 print("manifest_url:", url)
 print(f"expires in about {int(query['exp'][0]) - time.time():.0f} s")
+print(f"sig: {len(query['sig'][0])} hex digits = {4 * len(query['sig'][0])} bits of HMAC-SHA256's 256")
 resp = urls.fetch(url)
 print("GET it:", resp.status_code, resp.headers["content-type"])
 
@@ -90,13 +94,25 @@ forged = with_query(url, sig=sig[:-1] + ("0" if sig[-1] != "0" else "1"))
 other = replay.start_stream("lesson 09: another stream")
 borrowed = with_query(url.replace(live_id, other.stream_id))
 short, _ = playback.signed_playlist_url(live_id, storage.LIVE_PLAYLIST_NAME, ttl_s=1)
-time.sleep(2.5)
+short_exp = int(parse_qs(urlsplit(short).query)["exp"][0])
+lesson.wait_for(lambda: time.time() > short_exp + 1, "the short URL to expire", timeout=30)
 refusals = {}
 for name, u in (("forged signature", forged), ("another stream's signature", borrowed), ("expired", short)):
     r = urls.fetch(u)
     refusals[name] = r.status_code
     print(f"{name:<27} {r.status_code} {r.json()['detail']}")
 replay.end(other)
+
+# %% [markdown]
+# ### Your turn 1 · forge a URL
+#
+# A viewer whose link expires tomorrow would like it to last a week. Make `FORGED`: the same URL as `url` with
+# the same `sig`, but `exp` pushed a day later (`with_query` above helps). Predict what the API answers, then run
+# the checker: it sends your URL.
+
+# %%
+FORGED = None  # your turn: with_query(url, exp=...)
+l09.forged_refused(FORGED, url)
 
 # %% [markdown]
 # ## The buckets are private
@@ -108,8 +124,9 @@ replay.end(other)
 segment_key = storage.live_chunk_key(live_id, 0)
 unsigned = urls.fetch(f"{settings.s3_public_url}/{settings.bucket_live}/{segment_key}")
 fresh = storage.presigned_get(settings.bucket_live, segment_key, 3)  # valid for 3 s
+signed_at = time.time()
 ok_now = urls.fetch(fresh)
-time.sleep(4.5)
+lesson.wait_for(lambda: time.time() > signed_at + 4.5, "the presigned URL to expire", timeout=30)
 expired = urls.fetch(fresh)
 print("unsigned:                ", unsigned.status_code)
 print("presigned, fresh:        ", ok_now.status_code, f"({len(ok_now.content) // 1024} KiB of MPEG-TS)")
@@ -175,6 +192,16 @@ derived = {
 }
 for name, u in derived.items():
     print(f"{name:<24} {u}")
+
+# %% [markdown]
+# ### Your turn 2 · a CDN URL from the id alone
+#
+# Without looking at the catalog: what is the CDN URL of segment **2** of the **360p** rendition of `vod_id`?
+# Build it with the functions used above and set `MY_CDN_URL`.
+
+# %%
+MY_CDN_URL = None  # your turn
+l09.cdn_url_derived(MY_CDN_URL, vod_id, "360p", 2)
 
 # %% [markdown]
 # ## The content catalog
