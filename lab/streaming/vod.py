@@ -386,14 +386,3 @@ def start(spark: SparkSession) -> StreamingQuery:
             .trigger(**trigger_options())
             .foreachBatch(process_vod_batch)
             .start())
-
-
-if __name__ == "__main__":
-    # Transitional: sessions that still name this module as spark.python.daemon.module get the daemon of
-    # vod_task.py (the module to name). Removed once every session names lab.streaming.vod_task.
-    from pyspark import daemon
-
-    from lab.streaming.vod_task import preload
-
-    preload()
-    daemon.manager()
