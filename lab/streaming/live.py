@@ -57,7 +57,7 @@ from lab.streaming.live_logic import (
     plan_stream,
     render_playlist,
 )
-from lab.streaming.live_task import Outputs, Summary, run_partition
+from lab.streaming.live_task import Outputs, Summary, fault_point, run_partition
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -210,6 +210,7 @@ def process_events(received: Sequence[Received], batch_id: int, stages: Stages |
              for sid, items in by_stream.items()]
     written = write_live_playlists(plans)
     stages.mark("playlist")
+    fault_point(p.after.stream_id for p in plans if p.new_chunks)  # tests: die before the state insert
     record_batch(plans, written, batch_id)
     stages.mark("catalog")
     observe(plans, written)

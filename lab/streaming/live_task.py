@@ -220,9 +220,9 @@ def advance(stored: Stored, plan: StreamPlan, items: Sequence[Received]) -> tupl
 # --- fault injection ----------------------------------------------------------------------------------------
 
 def fault_point(stream_ids: Iterable[str]) -> None:
-    """Die like a killed executor (no clean-up, no exception handling) right before the state writes, when
-    `{LAB_STATE_DIR}/faults/live-crash-before-state` names a stream of this task. One shot: the file is
-    removed first, so the restarted job gets past this point."""
+    """Die like a killed process (no clean-up, no exception handling) after the playlist writes and right
+    before the state writes, when `{LAB_STATE_DIR}/faults/live-crash-before-state` names a stream of this
+    batch (both engines call it). One shot: the file is removed first, so the restarted job gets past."""
     marker = Path(settings.lab_state_dir) / "faults" / FAULT_BEFORE_STATE
     try:
         target = marker.read_text().strip()
