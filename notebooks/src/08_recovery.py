@@ -102,18 +102,17 @@ def batch_ids(sub):
 
 
 def in_flight():
-    """The newest planned batch when it has no commit yet (Spark writes offsets/N before the batch runs and
-    commits/N after it), else None."""
-    planned = batch_ids("offsets")
-    newest = max(planned, default=None)
-    return newest if newest is not None and newest not in batch_ids("commits") else None
+    """(N,) for the newest planned batch when it has no commit yet (Spark writes offsets/N before the batch runs
+    and commits/N after it), else None."""
+    newest = max(batch_ids("offsets"), default=None)
+    return (newest,) if newest is not None and newest not in batch_ids("commits") else None
 
 
 kill_at = l08.kill_at(KILL_AT_CHUNK)
 local_checkpoint = checkpoint.exists()  # in the container stack it is inside the spark-job container
 lesson.wait_for(lambda: stream.next_sequence > kill_at, f"chunk {kill_at} to be published", timeout=180)
 try:
-    batch = lesson.wait_for(in_flight, "a live batch in flight", timeout=60, every=0.005) if local_checkpoint else None
+    batch = lesson.wait_for(in_flight, "a live batch in flight", timeout=60, every=0.005)[0] if local_checkpoint else None
     planned_offsets = (checkpoint / "offsets" / str(batch)).read_text() if local_checkpoint else None
     old_pid = lesson.kill_service("spark-live")
     killed_at_chunk = stream.next_sequence
