@@ -24,6 +24,7 @@ from lab.config import settings
 from lab.producer.encoder import LiveEncoder
 from lab.producer.replay import Replay, sample_segments
 from lab.producer.stream import LiveStream
+from lab.streaming.live_logic import state_doc_id
 from lab.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack")]
@@ -233,12 +234,54 @@ def test_spark_restart_mid_stream_keeps_every_chunk_once_and_the_playlist_contin
         chunk_uri(stream.stream_id, i) for i in range(last + 1)]
 
 
+def test_job_killed_between_the_playlist_and_the_state_write_restarts_to_the_same_result(replay):
+    """The fault point of both engines: the process dies (os._exit, no clean-up) after a batch's playlist
+    write and before its state write. After the restart the batch is replayed: every chunk once, playlist
+    sequence numbers contiguous, one state version per number, the recording whole."""
+    from lab import stack
+    from lab.stack import supervisor
+    from lab.streaming.live_task import FAULT_BEFORE_STATE
+
+    stream = replay.start_stream("integration: killed during a state update")
+    sid = stream.stream_id
+    publish_chunks(replay, stream, 3)
+    wait_for(lambda: chunk_doc(sid, 2), "chunk 2 before the fault")
+    pid = supervisor.running_pid("spark-live")
+    marker = settings.lab_state_dir / "faults" / FAULT_BEFORE_STATE
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(sid)
+    try:
+        publish_chunks(replay, stream, 3)
+        wait_for(lambda: not marker.exists(), "the job to reach the fault point", 60)
+        wait_for(lambda: supervisor.running_pid("spark-live") != pid, "the killed job to exit", 60)
+        # its port is freed a moment later, unless the watcher has already started the next one
+        wait_for(lambda: supervisor.running_pid("spark-live") is not None
+                 or not supervisor.port_in_use(settings.spark_live_metrics_port), "the port to free", 60)
+    finally:
+        marker.unlink(missing_ok=True)
+    stack.up(["spark-live"])  # a no-op when the watcher has restarted it already
+    publish_chunks(replay, stream, 2)
+    wait_for(lambda: chunk_doc(sid, 7), "chunk 7 after the restart", 120)
+    replay.end(stream)
+    doc = wait_vod(sid, 60)
+
+    docs = catalog.chunk_docs(catalog.LIVE, sid)
+    assert [d["chunk_index"] for d in docs] == list(range(8)), "a chunk was lost or duplicated"
+    assert [d["playlist_seq"] for d in docs] == list(range(8)) and all(d["gap_before"] == 0 for d in docs)
+    versions = list(catalog.collection(catalog.LIVE_STATE).find({"_id": {"$in": [
+        state_doc_id(sid, v) for v in range(1, 10)]}}, {"version": 1, "verified_count": 1}))
+    counts = [v["verified_count"] for v in sorted(versions, key=lambda v: v["version"])]
+    assert counts == sorted(set(counts)) and counts[-1] == 8, f"state versions {counts}"
+    assert [h["status"] for h in doc["status_history"]] == ["live", "vod"] and doc["recorded_chunks"] == 8
+    final = playlist(sid)
+    assert final.is_endlist and [s.uri for s in final.segments] == [chunk_uri(sid, i) for i in range(8)]
+
+
 # --- a replayed batch, without Spark: the batch function on synthetic events the query never sees ----------
 
 def test_replayed_batch_after_a_partial_write_records_every_chunk_once(api, replay):
     from lab.streaming import live
     from lab.streaming.common import Received
-    from lab.streaming.live_logic import state_doc_id
 
     replay_stream = replay.start_stream("integration: replayed batch")
     stream_id = replay_stream.stream_id
