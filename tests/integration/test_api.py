@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
-from lab import catalog, playback
+from lab import catalog, hls, playback, storage
+from lab.api import health
 from lab.config import settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack")]
@@ -21,6 +24,43 @@ def api():
 def test_health_reports_each_dependency(api):
     body = api.get("/health").json()
     assert body == {"status": "ok", "checks": {"catalog": "ok", "s3": "ok", "kafka": "ok"}}
+    probes = api.get("/health", params={"verbose": "true"}).json()["probes"]
+    assert set(probes) == {"catalog", "s3", "kafka"}
+    assert all(p["state"] == "ok" and p["age_s"] < health.STALE_AFTER_S for p in probes.values()), probes
+
+
+def _live_window(stream_id: str, first: int, count: int) -> None:
+    """A DVR window as the live query writes it, with real segment objects behind it."""
+    for index in range(first, first + count):
+        storage.put_segment(settings.bucket_live, storage.live_chunk_key(stream_id, index), b"\x47" * 188, "0" * 64)
+    entries = [(f"../../{settings.bucket_live}/{storage.live_chunk_key(stream_id, i)}", 2.0)
+               for i in range(first, first + count)]
+    storage.put_playlist(settings.bucket_manifests, storage.live_playlist_key(stream_id),
+                         hls.live_playlist(entries, media_sequence=first, target_duration=2.0, ended=False),
+                         cache_control=storage.LIVE_PLAYLIST)
+
+
+def _segments(text: str) -> dict[str, str]:
+    """chunk file name (e.g. 7.ts) -> its signed URI."""
+    uris = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return {uri.split("?")[0].rsplit("/", 1)[-1]: uri for uri in uris}
+
+
+def test_live_playlist_keeps_each_segment_uri_across_polls(api):
+    """RFC 8216 6.2.1: a reload may only append, drop from the head and add ENDLIST. Two polls with one
+    token, a second apart (a signing time read from the clock would differ) and the window slid between
+    them, give identical URIs for the segments they share, and those URIs work."""
+    stream_id = api.post("/streams/start", headers=KEY, json={}).json()["stream_id"]
+    _live_window(stream_id, first=5, count=4)
+    url = api.get(f"/streams/{stream_id}/live").json()["manifest_url"]
+    before = _segments(httpx.get(url).text)
+    time.sleep(1.1)
+    _live_window(stream_id, first=6, count=4)
+    after = _segments(httpx.get(url).text)
+    shared = before.keys() & after.keys()
+    assert shared == {"6.ts", "7.ts", "8.ts"}
+    assert {k: before[k] for k in shared} == {k: after[k] for k in shared}
+    assert httpx.get(after["9.ts"]).status_code == 200
 
 
 @pytest.mark.parametrize(("headers", "status", "detail"), [
