@@ -1,0 +1,77 @@
+"""The lesson build: sources to notebooks with jupytext, staging for the tests (outputs as committed, stale
+notebooks refused), restoring a learner's copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lab import lessons
+
+SOURCE = '''# %% [markdown]
+# # 99 · A lesson
+#
+# Some text.
+
+# %%
+x = 1
+x
+
+# %% tags=["nbval-ignore-output"]
+print(x)
+'''
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "99_lesson.py").write_text(SOURCE)
+    monkeypatch.setattr(lessons, "NOTEBOOKS", tmp_path)
+    monkeypatch.setattr(lessons, "SRC", tmp_path / "src")
+    monkeypatch.setattr(lessons, "committed_text", lambda name: None)  # no git here: the working copy counts
+    return tmp_path
+
+
+def executed(tree: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(lessons.build(lessons.SRC / "99_lesson.py"), as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)]
+    nbformat.write(nb, tree / "99_lesson.ipynb")
+    return nb
+
+
+def test_build_gives_stable_cells_tags_and_no_outputs(tree: Path) -> None:
+    nb = nbformat.read(lessons.build(lessons.SRC / "99_lesson.py"), as_version=4)
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
+    assert [c.id for c in nb.cells] == ["c00", "c01", "c02"]
+    assert nb.cells[0].source.startswith("# 99 · A lesson")
+    assert nb.cells[2].metadata["tags"] == ["nbval-ignore-output"] and nb.cells[1].outputs == []
+    assert "jupytext" not in nb.metadata and nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_stage_carries_the_stored_outputs_whatever_the_learner_did(tree: Path, tmp_path: Path) -> None:
+    executed(tree)
+    staged = lessons.stage(tmp_path / "staged")
+    nb = nbformat.read(staged[0], as_version=4)
+    assert nb.cells[1].outputs[0]["data"]["text/plain"] == "1"
+
+
+def test_stage_refuses_a_notebook_stale_against_its_source(tree: Path, tmp_path: Path) -> None:
+    executed(tree)
+    (lessons.SRC / "99_lesson.py").write_text(SOURCE.replace("x = 1", "x = 2"))
+    with pytest.raises(lessons.LessonError, match="stale"):
+        lessons.stage(tmp_path / "staged")
+
+
+def test_restore_puts_the_committed_copy_back(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    committed = nbformat.writes(executed(tree))
+    (tree / "99_lesson.ipynb").write_text('{"edited by a learner": true}')
+    monkeypatch.setattr(lessons, "committed_text", lambda name: committed)
+    lines = lessons.restore(["99"])
+    assert (tree / "99_lesson.ipynb").read_text() == committed and "restored as committed" in lines[0]
+
+
+def test_an_unknown_lesson_is_a_clear_error(tree: Path) -> None:
+    with pytest.raises(lessons.LessonError, match="no lesson matches 42"):
+        lessons.sources(["42"])
