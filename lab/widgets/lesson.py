@@ -94,7 +94,8 @@ def private_topic(prefix: str, partitions: int = 3) -> str:
 def delete_topic(name: str) -> None:
     from lab import topics
 
-    for future in topics.admin(quiet=True).delete_topics([name], request_timeout=30).values():
+    admin = topics.admin(quiet=True)  # kept until the futures finish: a destroyed client fails them
+    for future in admin.delete_topics([name], request_timeout=30).values():
         future.result()
 
 
