@@ -287,8 +287,10 @@ def test_a_tool_missing_at_run_time_names_make_lab(tmp_path):
         toolpaths.existing(tmp_path / "weed-v1", "weed v1")
 
 
-def test_doctor_lines_say_ok_or_fail_with_the_fix():
+def test_doctor_lines_say_ok_or_fail_with_the_fix(monkeypatch):
     from lab.stack import doctor
+
+    monkeypatch.setattr(supervisor, "running_pid", lambda name: None)  # no lab running: a taken port is a FAIL
 
     assert doctor.check_python((3, 10, 4)).line().startswith("[FAIL] Python 3.10.4: 3.11+ is needed\n       fix:")
     assert doctor.check_memory(available=1 * doctor.GIB).status == "FAIL"
@@ -298,6 +300,8 @@ def test_doctor_lines_say_ok_or_fail_with_the_fix():
                                             "       fix: use a machine (or VM) with 2+ cores")
     taken = doctor.check_ports(in_use=lambda port: True)
     assert any(c.status == "FAIL" and "`lsof -i :" in c.fix for c in taken)
+    monkeypatch.setattr(supervisor, "running_pid", lambda name: 4242)  # this lab holds them: OK
+    assert all(c.status == "OK" and "held by this lab" in c.what for c in doctor.check_ports(in_use=lambda p: True))
     text, ok = doctor.report([doctor.Check("OK", "a"), doctor.Check("TODO", "b", "make lab")])
     assert ok and text.endswith("ready: every check passed")
     text, ok = doctor.report([doctor.Check("FAIL", "c", "fix c")])
