@@ -134,7 +134,10 @@ def _last_chunk(doc: dict[str, Any] | None) -> int | None:
 def chunk_docs(name: str, stream_id: str, **filters: Any) -> list[dict[str, Any]]:
     """A stream's chunk documents in order, read by `_id` (cost grows with the stream, not the catalog). A
     stream document that names no bound (an old one) falls back to a filter, a scan on FerretDB."""
-    last = _last_chunk(stream_doc(name, stream_id))
+    doc = stream_doc(name, stream_id)
+    if doc is None:
+        return []  # every stream's chunks come after its stream document
+    last = _last_chunk(doc)
     if last is None:
         query = {"stream_id": stream_id, "chunk_index": {"$gte": 0}, **filters}
         return list(collection(name).find(query, {"_id": 0}).sort("chunk_index", ASCENDING))

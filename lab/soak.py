@@ -135,9 +135,9 @@ def sample(minute: int, before: dict[float, float], load: Load) -> tuple[dict, d
         row[name] = round(value * 1000) if value is not None else ""
     for name in (catalog.VOD, catalog.LIVE, catalog.LIVE_STATE, catalog.STREAMS):
         row[f"docs_{name}"] = catalog.collection(name).estimated_document_count()
-    newest_vod = load.in_flight
-    row["read_vod_doc_ms"] = round(_median_ms(lambda: catalog.stream_doc(catalog.VOD, newest_vod or "none"), 5), 2)
-    row["read_vod_chunks_ms"] = round(_median_ms(lambda: catalog.chunk_docs(catalog.VOD, newest_vod or "none"), 5), 2)
+    newest_vod = load.in_flight or ""
+    row["read_vod_doc_ms"] = round(_median_ms(lambda: catalog.stream_doc(catalog.VOD, newest_vod), 5), 2)
+    row["read_vod_chunks_ms"] = round(_median_ms(lambda: catalog.chunk_docs(catalog.VOD, newest_vod), 5), 2)
     row["read_stream_list_ms"] = round(_median_ms(lambda: catalog.recent_streams(catalog.LIVE, 20), 5), 2)
     began = time.perf_counter()
     statuses = stack.status()
@@ -190,13 +190,15 @@ def run(hours: float, speed: float, csv_path: Path | None = None,
         before, next_at = live_buckets(), time.monotonic() + 60 / speed
         for minute in range(1, minutes + 1):
             time.sleep(max(0.0, next_at - time.monotonic()))
-            next_at += 60 / speed
+            next_at = max(next_at + 60 / speed, time.monotonic())  # a slow sample delays, never bunches, the next
             row, before = sample(minute, before, load)
             rows.append(row)
             if minute % 10 == 0 or minute == minutes:
                 report(f"  minute {minute}: live p50/p99 {row['live_p50_ms']}/{row['live_p99_ms']} ms, "
                        f"docs {sum(v for k, v in row.items() if k.startswith('docs_'))}, "
                        f"RSS {row['rss_mib_total']} MiB, restarts {row['restarts']}")
+    except KeyboardInterrupt:
+        report(f"interrupted after {len(rows)} of {minutes} simulated minutes: the figures cover those")
     finally:
         load.stop.set()
         if producer_was_up:
