@@ -98,7 +98,8 @@ def report(label: str, latencies: list[float], failures: int, seconds: float, cp
          f"p95 {cuts[94] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, {failures} failed")
     if cpu_s is not None:
         per = cpu_s / len(latencies)
-        _out(f"  API CPU: {per * 1000:.2f} ms per answer"
+        _out(f"  API CPU: {per * 1000:.2f} ms per answer (the whole process's CPU over the run, its background "
+             f"health probes included: an overestimate at low rates)"
              + (f" -> one API process (one core) holds about {1 / per:.0f} viewers polling once a second"
                 if viewers else ""))
 
