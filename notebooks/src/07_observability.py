@@ -103,7 +103,9 @@ for name, expr in latency.items():
 # - **`increase(x[5m])`**: how much it rose in the last five minutes, for a dashboard. It counts every
 #   stream's faults in that window (an earlier lesson's too), and it is an *estimate*: Prometheus extrapolates
 #   the rise it saw between the first and last samples inside the window to the window's edges, so 4 faults
-#   can show as 4.01 or 3.9.
+#   can show as 4.01 or 3.9. And it cannot see a series being born: a labelled counter that first appears
+#   with the value 1 (`chunk_checksum_failures_total{stream_type="live"}` in a fresh job) has no earlier
+#   sample to rise from, so that first fault is missing from `increase()`, while the two readings count it.
 
 # %%
 running.join(timeout=120)
