@@ -100,7 +100,7 @@ def healthy(name: str) -> bool:
         return container_probes()[mode_name(name)].healthy()
     from lab import stack
 
-    return next(s.healthy for s in stack.status() if s.name == name)
+    return stack.service_healthy(name)
 
 
 def health_frame() -> pd.DataFrame:

@@ -217,8 +217,10 @@ def _emulate(action: str, compose_name: str) -> None:
 
 def embedded_control(action: str, names: list[str]) -> None:
     """`kill`, `stop` or `start` embedded services by name (the emulated host terminal's commands)."""
+    from lab import stack
+
     for name in names:
-        {"kill": _embedded_kill, "stop": _embedded_stop, "start": _embedded_start}[action](name)
+        {"kill": stack.kill_service, "stop": stack.stop_service, "start": stack.start_service}[action](name)
 
 
 def kill_service(name: str) -> int | None:
@@ -227,7 +229,9 @@ def kill_service(name: str) -> int | None:
     if settings.lab_mode == "containers":
         _in_host_terminal("kill", name, healthy_after=False, timeout=HOST_COMMAND_WAIT_S)
         return None
-    return _embedded_kill(name)
+    from lab import stack
+
+    return stack.kill_service(name)  # the stack's watcher restarts it; start_service waits for that
 
 
 def stop_service(name: str) -> None:
@@ -235,14 +239,18 @@ def stop_service(name: str) -> None:
     if settings.lab_mode == "containers":
         _in_host_terminal("stop", name, healthy_after=False, timeout=HOST_COMMAND_WAIT_S)
         return
-    _embedded_stop(name)
+    from lab import stack
+
+    stack.stop_service(name)
 
 
 def start_service(name: str) -> float:
     """Start a service again and wait until it is healthy; returns the seconds it took."""
     if settings.lab_mode == "containers":
         return _in_host_terminal("start", name, healthy_after=True, timeout=HOST_COMMAND_WAIT_S)
-    return _embedded_start(name)
+    from lab import stack
+
+    return stack.start_service(name)
 
 
 def healthy(name: str) -> bool:
@@ -250,54 +258,3 @@ def healthy(name: str) -> bool:
     from lab.widgets import health
 
     return health.healthy(name)
-
-
-def _embedded_kill(name: str) -> int:
-    import signal
-
-    from lab.stack import supervisor
-
-    pid = supervisor.running_pid(name)
-    if pid is None:
-        raise RuntimeError(f"{name} is not running")
-    os.killpg(pid, signal.SIGKILL)
-    wait_for(lambda: supervisor.running_pid(name) is None, f"{name} to exit", timeout=30, every=0.2)
-    _wait_released(name, pid)
-    return pid
-
-
-def _wait_released(name: str, pgid: int) -> None:
-    """Until every process of the old group is gone and the kernel has released the service's port:
-    the leader exits first, and a start before the port is free would be refused."""
-    from lab.stack import supervisor
-    from lab.stack.services import all_services
-
-    # group_alive, not a bare killpg(pgid, 0): a killed JVM stays a zombie until its reaper (PID 1 here,
-    # once `lab up` has exited) collects it, and some init processes never do.
-    wait_for(lambda: not supervisor.group_alive(pgid), f"every process of {name} to exit", timeout=30, every=0.2)
-    port = all_services()[name].port
-    wait_for(lambda: not supervisor.port_in_use(port), f"port {port} of {name} to be released", timeout=30,
-             every=0.2)
-
-
-def _embedded_stop(name: str) -> None:
-    from lab.stack import supervisor
-
-    pid = supervisor.running_pid(name)
-    supervisor.stop(name)
-    if pid is not None:
-        _wait_released(name, pid)
-
-
-def _embedded_start(name: str) -> float:
-    from lab import stack
-    from lab.stack import supervisor
-    from lab.stack.services import all_services
-
-    began = time.monotonic()
-    if supervisor.running_pid(name) is None:  # a port still held by a process on its way out
-        port = all_services()[name].port
-        wait_for(lambda: not supervisor.port_in_use(port), f"port {port} of {name} to be free", timeout=30,
-                 every=0.2)
-    stack.up([name], report=lambda _msg: None)
-    return time.monotonic() - began
