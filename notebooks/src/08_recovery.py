@@ -188,7 +188,7 @@ finally:
     took = lesson.start_service("kafka")
 t_back = time.time()
 print(f"kafka is back after {took:.0f} s")
-lesson.wait_for(lambda: producer.flush(1) == 0, "the queue to drain", timeout=120)  # flush serves the stats too
+_ = lesson.wait_for(lambda: producer.flush(1) == 0, "the queue to drain", timeout=120)  # flush serves the stats too
 
 # %% [markdown]
 # The producer's queue, from its own statistics: it fills while the broker is away and drains in one go when
@@ -224,8 +224,9 @@ finally:
 assert producer.flush(60) == 0, "every event was delivered"
 replay.end(stream)
 last = stream.next_sequence - 1
+# spark-live may still be restarting after the broker came back (its Kafka source failed meanwhile).
 doc = lesson.wait_for(lambda: (d := catalog.stream_doc(catalog.LIVE, stream_id)) and d["status"] == "vod" and d,
-                      "status vod", timeout=180)
+                      "status vod (`lab status`: is spark-live healthy?)", timeout=600, every=1)
 docs = catalog.chunk_docs(catalog.LIVE, stream_id)
 indexes = [d["chunk_index"] for d in docs]
 print("as many documents as chunks published:", len(docs) == last + 1 == len(set(indexes)))
