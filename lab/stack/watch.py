@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -75,6 +76,7 @@ class Watcher:
         self.window_s = window_s
         self.tracks = {name: Track() for name in services}
         self.next_upkeep = 0.0
+        self.upkeeping: threading.Thread | None = None
         self.counts = read_restarts()
         registry = registry or CollectorRegistry()
         self.registry = registry
@@ -93,9 +95,11 @@ class Watcher:
         supervisor.reap()
         for name, svc in self.services.items():
             self._check(name, svc, self.tracks[name], now)
-        if now >= self.next_upkeep:
+        if now >= self.next_upkeep and not (self.upkeeping and self.upkeeping.is_alive()):
             self.next_upkeep = now + UPKEEP_S
-            self._upkeep()
+            # on a thread: a catalog that stops answering must never stop the restarts
+            self.upkeeping = threading.Thread(target=self._upkeep, name="upkeep", daemon=True)
+            self.upkeeping.start()
 
     def _upkeep(self) -> None:
         for name, svc in self.services.items():

@@ -306,3 +306,19 @@ def test_doctor_lines_say_ok_or_fail_with_the_fix(monkeypatch):
     assert ok and text.endswith("ready: every check passed")
     text, ok = doctor.report([doctor.Check("FAIL", "c", "fix c")])
     assert not ok and "1 check(s) failed" in text
+
+
+def test_a_hanging_upkeep_never_stops_the_restarts(state):
+    import threading
+
+    hang = threading.Event()
+    svc = service("unit-upkeep", ["sleep", "60"], healthy=lambda: True)
+    svc.upkeep = hang.wait  # a catalog that stopped answering
+    supervisor.start(svc)
+    w = _watcher([svc])
+    w.round(now=0)  # starts the upkeep, which hangs
+    supervisor.kill("unit-upkeep")
+    w.round(now=100)
+    w.round(now=103)
+    assert supervisor.running_pid("unit-upkeep") is not None
+    hang.set()
