@@ -60,8 +60,9 @@ def notebook_name(source: Path) -> str:
     return f"{source.stem}.ipynb"
 
 
-def build(source: Path, out_dir: Path = NOTEBOOKS) -> Path:
-    """Write the lesson's notebook (no outputs) into `out_dir`."""
+def build(source: Path, out_dir: Path | None = None) -> Path:
+    """Write the lesson's notebook (no outputs) into `out_dir` (default: notebooks/)."""
+    out_dir = out_dir or NOTEBOOKS
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / notebook_name(source)
     nbformat.write(read_source(source), target)
