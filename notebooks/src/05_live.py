@@ -173,7 +173,8 @@ live_player(stream_id)
 
 # %% tags=["nbval-ignore-output"]
 pd.DataFrame([{"media sequence": v.media_sequence, "first chunk": v.first_chunk, "last chunk": v.last_chunk,
-               "entries": v.entries, "ENDLIST": v.ended} for v in viewer.versions])
+               "entries": v.entries, "ENDLIST": v.ended} for v in viewer.versions]).astype(
+    {"first chunk": "Int64", "last chunk": "Int64"})  # an empty playlist has no chunk: <NA>, not NaN
 
 # %% [markdown] tags=["live-state"]
 # ## Where live state lives
