@@ -11,8 +11,11 @@ from lab.config import settings
 
 def client(timeout: float = 30.0) -> httpx.Client:
     """Every caller of the API (the producer, `lab upload`, the lessons): base URL and X-API-Key from .env."""
+    # uvicorn closes an idle keep-alive connection after 5 s (its timeout_keep_alive), httpx keeps one for
+    # 5 s too: a request sent on a connection the server is closing at that instant fails with "connection
+    # reset by peer" (seen in lesson 06). Expiring ours first removes the race.
     return httpx.Client(base_url=settings.api_base, headers={"X-API-Key": settings.lab_api_key},
-                        timeout=httpx.Timeout(timeout, connect=5.0))
+                        timeout=httpx.Timeout(timeout, connect=5.0), limits=httpx.Limits(keepalive_expiry=2.0))
 
 
 def detail(resp: httpx.Response) -> str:
