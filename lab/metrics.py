@@ -44,6 +44,9 @@ consumer_lag_measured = Gauge("kafka_consumer_lag_measured_timestamp_seconds",
                               ["query"])
 offsets_skipped = Counter("kafka_offsets_skipped", "Offsets a query's batch covered that delivered no record "
                           "(expired before they were read: failOnDataLoss=false reads on)", ["query"])
+live_duplicates_skipped = Counter("live_duplicates_skipped", "Live chunks a batch found already recorded in the "
+                                  "catalog (a batch run again after a crash, or a chunk published twice): "
+                                  "skipped, never recorded twice")
 live_replayed_events = Counter("live_replayed_events", "Live events a replayed batch found already applied "
                                "by the stream's state (skipped, not recorded twice)")
 

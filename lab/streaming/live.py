@@ -143,7 +143,8 @@ def record_batch(plans: Sequence[StreamPlan], written: Mapping[str, datetime], b
     The order makes a crash part-way harmless: a state in the catalog implies its chunks are recorded."""
     chunks, states = batch_documents(plans, written, batch_id)
     if chunks:
-        live_io.insert_in_order(catalog.LIVE, chunks)
+        inserted = live_io.insert_in_order(catalog.LIVE, chunks)
+        metrics.live_duplicates_skipped.inc(len(chunks) - inserted)  # recorded by a first attempt of this batch
     if states:
         live_io.insert_in_order(catalog.LIVE_STATE, states)
     STATES.update(plans)
@@ -227,6 +228,7 @@ def observe(plans: Iterable[StreamPlan], written: Mapping[str, datetime]) -> Non
         if plan.gaps:
             metrics.live_chunk_gaps.inc(plan.gaps)
             log.warning("stream %s: %d sequence number(s) missing", plan.after.stream_id, plan.gaps)
+        metrics.live_duplicates_skipped.inc(len(plan.chunks) - len(plan.new_chunks))
         for decision in plan.new_chunks:
             metrics.chunks_processed.labels(STREAM_TYPE).inc()
             if decision.checksum_ok is False:

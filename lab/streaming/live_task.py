@@ -124,6 +124,7 @@ class Summary:
     checksum_failures: int = 0
     dead_letters: int = 0
     replayed: int = 0
+    duplicates: int = 0
     latencies_s: list[float] = field(default_factory=list)
     waits_s: list[float] = field(default_factory=list)
     playlist_writes: Counter = field(default_factory=Counter)
@@ -131,7 +132,7 @@ class Summary:
     stages: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: Summary) -> None:
-        for name in ("chunks", "gaps", "checksum_failures", "dead_letters", "replayed"):
+        for name in ("chunks", "gaps", "checksum_failures", "dead_letters", "replayed", "duplicates"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.latencies_s += other.latencies_s
         self.waits_s += other.waits_s
@@ -148,6 +149,7 @@ class Summary:
         metrics.live_chunk_gaps.inc(self.gaps)
         metrics.chunk_checksum_failures.labels(STREAM_TYPE).inc(self.checksum_failures)
         metrics.live_replayed_events.inc(self.replayed)
+        metrics.live_duplicates_skipped.inc(self.duplicates)
         for kind, count in self.playlist_writes.items():
             metrics.playlist_writes.labels(kind).inc(count)
         if remote:
@@ -270,7 +272,7 @@ def process_received(received: Sequence[Received], batch_id: int, outputs: Outpu
     written = write_playlists(outputs, plans, summary)
     stages.mark("playlist")
     chunks, states = batch_documents(plans, written, batch_id)
-    live_io.insert_in_order(outputs.chunks, chunks)
+    summary.duplicates += len(chunks) - live_io.insert_in_order(outputs.chunks, chunks)
     live_io.insert_in_order(outputs.states, states)
     stages.mark("catalog")
     fault_point(p.after.stream_id for p in plans if p.new_chunks)
@@ -350,6 +352,7 @@ def submit_views(outputs: Outputs, plans: Iterable[StreamPlan], written: dict[st
 def observe(summary: Summary, plans: Iterable[StreamPlan], written: dict[str, datetime]) -> None:
     for plan in plans:
         summary.gaps += plan.gaps
+        summary.duplicates += len(plan.chunks) - len(plan.new_chunks)
         if plan.gaps:
             log.warning("stream %s: %d sequence number(s) missing", plan.after.stream_id, plan.gaps)
         at = written.get(plan.after.stream_id)
