@@ -335,7 +335,7 @@ try:
                              "chunk_index": getattr(event, "chunk_index", None)})
 finally:
     consumer.close()
-replayed = pd.DataFrame(replayed)
+replayed = pd.DataFrame(replayed).astype({"chunk_index": "Int64"})  # the end marker has none: <NA>, not 67.0
 chunk_events = replayed[replayed["event_type"] == "live_chunk"]
 print("read back every chunk event, in order:", list(chunk_events["chunk_index"]) == list(range(last + 1)))
 print("and the end marker last:", replayed["event_type"].iloc[-1] == "live_end")
