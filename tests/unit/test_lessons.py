@@ -37,6 +37,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def executed(tree: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(lessons.build(lessons.SRC / "99_lesson.py"), as_version=4)
     nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)]
+    nb.cells[1].execution_count = 1
     nbformat.write(nb, tree / "99_lesson.ipynb")
     return nb
 
@@ -55,6 +56,8 @@ def test_stage_carries_the_stored_outputs_whatever_the_learner_did(tree: Path, t
     staged = lessons.stage(tmp_path / "staged")
     nb = nbformat.read(staged[0], as_version=4)
     assert nb.cells[1].outputs[0]["data"]["text/plain"] == "1"
+    # nbval refuses a reference cell with outputs and no execution_count ("Unrun reference cell has outputs")
+    assert nb.cells[1].execution_count == 1
 
 
 def test_stage_refuses_a_notebook_stale_against_its_source(tree: Path, tmp_path: Path) -> None:
