@@ -116,7 +116,9 @@ try:
     planned_offsets = (checkpoint / "offsets" / str(batch)).read_text() if local_checkpoint else None
     old_pid = lesson.kill_service("spark-live")
     killed_at_chunk = stream.next_sequence
-    first_attempt = catalog.collection(catalog.LIVE).count_documents({"batch_id": batch}) if local_checkpoint else 0
+    # this stream's documents only: a batch number is only unique within one query's checkpoint
+    first_attempt = (catalog.collection(catalog.LIVE).count_documents({"stream_id": stream_id, "batch_id": batch})
+                     if local_checkpoint else 0)
     print(f"spark-live killed after chunk {kill_at}, with batch {batch} planned and not committed"
           if local_checkpoint else f"spark-live killed after chunk {kill_at} (its checkpoint is not on this machine)")
     lesson.wait_for(lambda: stream.next_sequence >= killed_at_chunk + 4, "4 more chunks published while it is down",
