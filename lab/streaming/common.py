@@ -7,6 +7,7 @@ and never vanishes (its offset is only committed by Spark after the dead-letter 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,12 @@ def dead_letter_producer() -> Producer:
 def split_batch(batch_df: DataFrame) -> list[Received]:
     """Collect a batch's Kafka rows on the driver (they are ~500-byte metadata records), validate each;
     the invalid ones go to the dead-letter topic. Returns the valid ones in Kafka order."""
-    rows = batch_df.select(*KAFKA_COLUMNS).collect()
+    valid, _ = decode_rows(batch_df.select(*KAFKA_COLUMNS).collect())
+    return valid
+
+
+def decode_rows(rows: Iterable[Any]) -> tuple[list[Received], int]:
+    """Kafka rows in Kafka order -> (the valid events, how many went to the dead-letter topic, flushed)."""
     valid: list[Received] = []
     refused = 0
     for row in sorted(rows, key=lambda r: (r.partition, r.offset)):
@@ -53,7 +59,7 @@ def split_batch(batch_df: DataFrame) -> list[Received]:
             valid.append(item)
     if refused:
         flush_dead_letters()
-    return valid
+    return valid, refused
 
 
 def decode_row(row: Any) -> Received | None:

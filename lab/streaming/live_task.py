@@ -41,7 +41,7 @@ from typing import Any
 from lab import catalog, events, metrics, storage
 from lab.config import settings
 from lab.streaming import live_io
-from lab.streaming.common import Received, decode_row, flush_dead_letters
+from lab.streaming.common import Received, decode_rows, flush_dead_letters
 from lab.streaming.live_logic import (
     STREAM_TYPE,
     Entry,
@@ -371,15 +371,7 @@ def observe(summary: Summary, plans: Iterable[StreamPlan], written: dict[str, da
 def run_partition(rows: Iterator[Any], *, batch_id: int, outputs: Outputs) -> Iterator[Summary]:
     """mapPartitions over one Kafka partition's rows of a micro-batch; yields one Summary."""
     started = time.time()
-    received, refused = [], 0
-    for row in sorted(rows, key=lambda r: r.offset):
-        item = decode_row(row)
-        if item is None:
-            refused += 1
-        else:
-            received.append(item)
-    if refused:
-        flush_dead_letters()
+    received, refused = decode_rows(rows)
     summary = process_received(received, batch_id, outputs) if received else Summary()
     summary.dead_letters += refused
     summary.waits_s = [max(0.0, started - i.event.published_at_ms / 1000) for i in received]

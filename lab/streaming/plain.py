@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from lab import metrics
 from lab.config import settings
-from lab.streaming.common import decode_row, flush_dead_letters
+from lab.streaming.common import decode_rows
 from lab.streaming.live_io import Stages, stage_report
 from lab.streaming.live_task import Outputs, Summary, process_received
 
@@ -76,15 +76,7 @@ def run(outputs: Outputs, c: Consumer, stop: threading.Event) -> Summary:
             continue
         started = time.time()
         stages = Stages()
-        received, refused = [], 0
-        for record in sorted(records(messages), key=lambda r: (r.partition, r.offset)):
-            item = decode_row(record)
-            if item is None:
-                refused += 1
-            else:
-                received.append(item)
-        if refused:
-            flush_dead_letters()
+        received, refused = decode_rows(records(messages))
         stages.mark("collect")
         summary = process_received(received, batch_id, outputs) if received else Summary()
         summary.dead_letters += refused
