@@ -15,6 +15,7 @@ Only features both FerretDB and MongoDB 7 support are used (no change streams, n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
@@ -34,6 +35,8 @@ LIVE_STATE = "live_state"  # the live query's own state: one insert-only documen
 STREAMS = "streams"        # stream id -> collection, since: what the stream lists read
 PARALLEL_FROM = 32         # chunk_docs reads longer streams with parallel lookups
 STREAMS_KEPT = 500         # entries of `streams` kept per collection (older streams stay in their collection)
+WRITE_BATCH = 32           # update statements per command at most: see bulk_write
+PROBE_ID = "health-probe"  # the `_id` the health probe looks up (it need not exist)
 
 
 def now() -> datetime:
@@ -43,6 +46,19 @@ def now() -> datetime:
 @cache
 def client() -> MongoClient:
     return MongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True, uuidRepresentation="standard")
+
+
+@cache
+def _probe_client() -> MongoClient:
+    return MongoClient(settings.mongo_url, serverSelectionTimeoutMS=2000, socketTimeoutMS=3000,
+                       connectTimeoutMS=2000)
+
+
+def probe() -> None:
+    """A health probe that answers only if the catalog can read: an `_id` lookup, with a 3 s timeout. A ping
+    is not enough: FerretDB answers it without touching its SQLite connection pool, so a server whose pool
+    is exhausted (see bulk_write) still answers pings while every read waits forever."""
+    _probe_client()[settings.mongo_db][STREAMS].find_one({"_id": PROBE_ID})
 
 
 def db() -> Database:
@@ -114,6 +130,19 @@ def _index_stream(name: str, stream_id: str, since: datetime) -> bool:
     entry = {"stream_id": stream_id, "collection": name, "since": since}
     return collection(STREAMS).update_one({"_id": stream_id}, {"$setOnInsert": entry}, upsert=True).upserted_id \
         is not None
+
+
+def bulk_write(name: str, operations: Sequence[Any]) -> None:
+    """An ordered bulk write, sent as commands of at most WRITE_BATCH statements, in order.
+
+    Why not one command: FerretDB v1.24.2's `update` handler (internal/handler/msg_update.go) defers closing each
+    statement's read iterator to the end of the whole command, and each open iterator holds one of the 100
+    connections of its SQLite pool (metadata/pool/opendb.go) while the next statement's write transaction needs
+    another. A command of 100 update statements therefore waits forever for a connection, and so does every
+    later query on the server (measured: 99 statements 0.3 s, 100 never return). A VOD batch of many segments
+    hit it. MongoDB has no such limit; the batching costs it nothing that matters."""
+    for start in range(0, len(operations), WRITE_BATCH):
+        collection(name).bulk_write(list(operations[start:start + WRITE_BATCH]), ordered=True)
 
 
 def stream_doc(name: str, stream_id: str) -> dict[str, Any] | None:

@@ -66,10 +66,9 @@ class Health:
 
     def __init__(self) -> None:
         kafka_admin = topics.admin(quiet=True)  # made once: building one per probe was most of the old cost
-        mongo = catalog.client()
         s3 = storage.s3()
         self.probes = [
-            Probe("catalog", lambda: mongo.admin.command("ping")),
+            Probe("catalog", catalog.probe),
             Probe("s3", lambda: s3.head_bucket(Bucket=settings.bucket_manifests)),
             Probe("kafka", lambda: kafka_admin.list_topics(timeout=2)),
         ]

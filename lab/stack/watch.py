@@ -7,6 +7,9 @@
   and in `lab status`, and leaves it down until `lab up` clears the mark.
 - It never blocks on a start-up: a restarted service is checked for health on the next rounds, and
   provisioned (topics, buckets, indexes: idempotent) once healthy.
+- A service that runs but fails its health probe for HUNG_AFTER_S (checked every LIVENESS_S, on a thread of
+  its own) is killed, so the next round restarts it like any crash: a process can be alive and useless (a
+  FerretDB whose connection pool is exhausted answers pings and nothing else; see catalog.bulk_write).
 - Every UPKEEP_S it runs each running service's upkeep (the catalog: `_id` index on new tables, bounded
   `streams` index).
 - Restarts are counted in run/restarts.json (read by `lab status`) and by `lab_service_restarts_total`,
@@ -33,6 +36,8 @@ log = logging.getLogger("lab.supervise")
 UPKEEP_S = 30.0      # how often a running service's upkeep runs (the catalog's index and retention)
 FIRST_DELAY_S = 2.0  # leaves a lesson's kill time to observe the service down before it comes back
 MAX_DELAY_S = 60.0
+LIVENESS_S = 15.0     # how often a running service's health probe is checked
+HUNG_AFTER_S = 120.0  # failing every probe this long: hung, so killed and restarted (longer than a GC pause)
 STARTUP_TIMEOUT_S = settings.lab_startup_timeout_s
 
 
@@ -66,6 +71,7 @@ class Track:
     """What the watcher knows of one service between rounds."""
     died_at: float | None = None      # monotonic time the death was seen; None while it runs
     starting_since: float | None = None
+    unhealthy_since: float | None = None  # first of an unbroken run of failed liveness probes
     recent: list[float] = field(default_factory=list)  # monotonic times of restarts within the window
 
 
@@ -75,8 +81,9 @@ class Watcher:
         self.max_restarts = max_restarts
         self.window_s = window_s
         self.tracks = {name: Track() for name in services}
-        self.next_upkeep = 0.0
+        self.next_upkeep = self.next_liveness = 0.0
         self.upkeeping: threading.Thread | None = None
+        self.probing: threading.Thread | None = None
         self.counts = read_restarts()
         registry = registry or CollectorRegistry()
         self.registry = registry
@@ -100,6 +107,32 @@ class Watcher:
             # on a thread: a catalog that stops answering must never stop the restarts
             self.upkeeping = threading.Thread(target=self._upkeep, name="upkeep", daemon=True)
             self.upkeeping.start()
+        if now >= self.next_liveness and not (self.probing and self.probing.is_alive()):
+            self.next_liveness = now + LIVENESS_S
+            self.probing = threading.Thread(target=self.check_liveness, name="liveness", daemon=True)
+            self.probing.start()
+
+    def check_liveness(self, now: float | None = None) -> None:
+        """Probe each running service that is not starting; kill one that has failed every probe for
+        HUNG_AFTER_S (the main loop then restarts it, counted, with the crash-loop rules)."""
+        for name, svc in self.services.items():
+            track = self.tracks[name]
+            if supervisor.running_pid(name) is None or track.starting_since is not None:
+                track.unhealthy_since = None
+                continue
+            now = time.monotonic() if now is None else now
+            if supervisor.safe_healthy(svc):
+                track.unhealthy_since = None
+            elif track.unhealthy_since is None:
+                track.unhealthy_since = now
+            elif now - track.unhealthy_since >= HUNG_AFTER_S:
+                log.warning("%s: running but unhealthy for %.0f s: hung; killing it so it restarts (log: %s)",
+                            name, now - track.unhealthy_since, supervisor.log_file(name))
+                track.unhealthy_since = None
+                try:
+                    supervisor.kill(name)
+                except StackError as exc:
+                    log.warning("%s: could not kill the hung service: %s", name, exc)
 
     def _upkeep(self) -> None:
         for name, svc in self.services.items():

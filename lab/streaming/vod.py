@@ -199,8 +199,8 @@ def transcoding_marker(streams: Mapping[str, dict[str, Any]], work: Sequence[eve
 
 def record_results(results: Sequence[Mapping[str, Any]], work: Mapping[tuple[str, int], events.VodChunkEvent],
                    streams: Mapping[str, Mapping[str, Any]], batch_id: int) -> None:
-    """ONE ordered bulk write: every segment document, then each stream document's `segment_results`
-    (the query's state goes last: a crash in between replays into the same writes). Then the metrics,
+    """One ordered bulk write (catalog.bulk_write): every segment document, then each stream document's
+    `segment_results` (the query's state goes last: a crash in between replays into the same writes). Then the metrics,
     observed here: executors are other processes, whose counters Prometheus never sees."""
     from pymongo import UpdateOne
 
@@ -217,8 +217,8 @@ def record_results(results: Sequence[Mapping[str, Any]], work: Mapping[tuple[str
         fields.update({f"renditions.{rung}": facts for rung, facts in rendition_facts(mine).items()})
         ops.append(UpdateOne({"_id": streams[sid]["_id"]}, {"$set": fields}))
     if ops:
-        catalog.collection(catalog.VOD).bulk_write(ops, ordered=True)
-        metrics.catalog_operations.labels(catalog.VOD, "update").inc()  # one call, however many documents
+        catalog.bulk_write(catalog.VOD, ops)
+        metrics.catalog_operations.labels(catalog.VOD, "update").inc(-(-len(ops) // catalog.WRITE_BATCH))
     for r in results:
         observe(r, work[(r["stream_id"], r["chunk_index"])].published_at_ms)
 

@@ -100,6 +100,22 @@ def test_catalog_upsert_find_and_unique_index():
     coll.delete_many({"stream_id": sid})
 
 
+def test_a_bulk_write_of_many_updates_completes_and_the_catalog_keeps_answering():
+    """250 update statements: one command of 100+ deadlocks FerretDB v1.24.2's SQLite pool (catalog.bulk_write);
+    sent in batches they complete, and a read through the pool (the health probe) still answers after."""
+    from pymongo import MongoClient, UpdateOne
+
+    name = f"test_bulk_{uuid.uuid4().hex[:6]}"
+    catalog.collection(name).insert_many([{"_id": i, "v": 0} for i in range(250)])
+    try:
+        catalog.bulk_write(name, [UpdateOne({"_id": i}, {"$set": {"v": 1}}) for i in range(250)])
+        timed = MongoClient(settings.mongo_url, socketTimeoutMS=10_000)[settings.mongo_db][name]
+        assert timed.count_documents({"v": 1}) == 250
+        catalog.probe()
+    finally:
+        catalog.db().drop_collection(name)
+
+
 def test_prometheus_answers_promql_for_a_lab_target():
     deadline, result = time.monotonic() + 30, []
     while time.monotonic() < deadline and not result:

@@ -72,3 +72,18 @@ def test_bench_filler_is_deleted_by_stream_prefix_only(tmp_path):
     con.close()
     assert ferretdb.delete_streams("live_metadata", "live-benchfill-%", db) == 1
     assert ferretdb.delete_streams("live_metadata", "live-benchfill-%", db) == 0
+
+
+def test_bulk_write_sends_every_operation_in_order_in_commands_of_at_most_write_batch(monkeypatch):
+    sent: list[list[int]] = []
+
+    class Collection:
+        def bulk_write(self, ops, ordered):
+            assert ordered
+            sent.append(list(ops))
+
+    monkeypatch.setattr(catalog, "collection", lambda name: Collection())
+    catalog.bulk_write("vod_metadata", list(range(2 * catalog.WRITE_BATCH + 5)))
+    assert [len(c) for c in sent] == [catalog.WRITE_BATCH, catalog.WRITE_BATCH, 5]
+    assert [op for c in sent for op in c] == list(range(2 * catalog.WRITE_BATCH + 5))
+    assert catalog.WRITE_BATCH < 50  # FerretDB's pool of 100 connections, shared with other clients' commands

@@ -243,6 +243,33 @@ def test_watcher_gives_up_on_a_crash_loop_with_a_clear_message(state):
     assert w.registry.get_sample_value("lab_service_crash_loop", {"service": "unit-loop"}) == 1
 
 
+def test_watcher_kills_a_hung_service_and_restarts_it_like_a_crash(state):
+    from lab.stack import watch
+
+    answers = {"ok": True}
+    svc = service("unit-hung", ["sleep", "60"], healthy=lambda: answers["ok"])
+    old = supervisor.start(svc)
+    w = _watcher([svc])
+    answers["ok"] = False  # alive, but its probe fails (a FerretDB with an exhausted pool)
+    w.check_liveness(now=0)
+    w.check_liveness(now=watch.HUNG_AFTER_S / 2)
+    assert supervisor.running_pid("unit-hung") == old  # a slow spell is not a hang
+    answers["ok"] = True
+    w.check_liveness(now=watch.HUNG_AFTER_S - 1)  # one good probe resets the clock
+    answers["ok"] = False
+    w.check_liveness(now=watch.HUNG_AFTER_S)
+    w.check_liveness(now=2 * watch.HUNG_AFTER_S - 1)
+    assert supervisor.running_pid("unit-hung") == old
+    w.check_liveness(now=2 * watch.HUNG_AFTER_S)
+    assert supervisor.running_pid("unit-hung") is None and supervisor.wanted("unit-hung")
+    answers["ok"] = True
+    w.round(now=1000)
+    w.round(now=1000 + watch.backoff_s(0))
+    assert supervisor.running_pid("unit-hung") not in (None, old)
+    assert watch.read_restarts() == {"unit-hung": 1}
+    supervisor.stop("unit-hung")
+
+
 def test_backoff_doubles_and_is_bounded():
     from lab.stack import watch
 
