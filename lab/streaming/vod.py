@@ -354,6 +354,11 @@ def process_vod_batch(batch_df: DataFrame, batch_id: int) -> None:
 # The executors' Kafka consumers read an exact offset range; with the default fetch.max.wait.ms (500) the
 # broker holds their last fetch for up to 500 ms, added to every upload's time to `processing`.
 READER_OPTIONS = {"kafka.fetch.max.wait.ms": "10"}
+# At most this many segment events per batch (Kafka's maxOffsetsPerTrigger). Without it the first batch after a
+# backlog (a stopped job, a queue of uploads) holds every queued segment: no stream reaches `ready` until all of
+# them are transcoded, maybe many minutes later. A stream's segments may then span batches: its stream
+# document's `segment_results` gathers them, and it is published once the last one is in.
+MAX_SEGMENTS_PER_BATCH = 24
 
 
 def _worker_pid(_: int) -> int:
@@ -380,7 +385,8 @@ def start(spark: SparkSession) -> StreamingQuery:
     storage.s3(), catalog.client()  # connect before the first batch, not inside its latency
     warm_up(spark.sparkContext)
     checkpoint = settings.lab_state_dir / "checkpoints" / QUERY
-    return (session.kafka_stream(spark, settings.vod_topic, options=READER_OPTIONS)
+    return (session.kafka_stream(spark, settings.vod_topic, max_offsets_per_trigger=MAX_SEGMENTS_PER_BATCH,
+                                 options=READER_OPTIONS)
             .writeStream.queryName(QUERY)
             .option("checkpointLocation", str(checkpoint))
             .trigger(**trigger_options())
