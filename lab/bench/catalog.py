@@ -125,7 +125,7 @@ def remove_filler() -> None:
                     catalog.collection(name).delete_many({"stream_id": {"$regex": f"^{kind}-{prefix}-"}})
 
 
-def run(docs: int = 100_000, repeat: int = 20, keep: bool = False, without_index: bool = False,
+def run(docs: int = 100_000, repeat: int = 100, keep: bool = False, without_index: bool = False,
         report: Callable[[str], None] = _print) -> dict[str, tuple[float, float]]:
     """Returns read name -> (ms on the catalog as it was, ms with `docs` more documents)."""
     from lab.stack import ferretdb
