@@ -30,21 +30,25 @@ from lab.streaming.live_logic import Entry, StreamState, chunk_problem, state_do
 log = logging.getLogger(__name__)
 
 IO_THREADS = 16  # S3 GETs/PUTs of one batch run in parallel: small, I/O-bound work
+POOL_PREFIX = "live-io"
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def parallel(func: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`func` over `items` on the shared I/O pool. Called from a task already on that pool (a stream's state
+    read that needs its chunk documents), it runs inline: waiting on the bounded pool from inside it
+    deadlocks once IO_THREADS outer tasks wait at once (it did: 1000 streams taken over in one batch)."""
     items = list(items)
-    if len(items) <= 1:
+    if len(items) <= 1 or threading.current_thread().name.startswith(POOL_PREFIX):
         return [func(i) for i in items]
     return list(_io_pool().map(func, items))
 
 
 @cache
 def _io_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(IO_THREADS, thread_name_prefix="live-io")
+    return ThreadPoolExecutor(IO_THREADS, thread_name_prefix=POOL_PREFIX)
 
 
 _TALLY: Counter[tuple[str, str]] = Counter()

@@ -190,3 +190,18 @@ def test_a_bench_namespace_starts_fresh_and_writes_apart(monkeypatch):
     assert sorted(world.collections) == sorted([catalog.LIVE, outputs.chunks, outputs.states])
     assert live_task.read_stored(outputs, SID).state.last_sequence == 2
     assert StreamState(SID).version == 0
+
+
+def test_parallel_io_nested_inside_the_pool_runs_inline_instead_of_deadlocking():
+    """More outer tasks than pool threads, each needing inner parallel reads (a takeover of many streams)."""
+    import threading
+
+    from lab.streaming import live_io
+
+    results: list = []
+    outer = threading.Thread(target=lambda: results.extend(live_io.parallel(
+        lambda n: sum(live_io.parallel(lambda k: k * n, range(3))), range(4 * live_io.IO_THREADS))), daemon=True)
+    outer.start()
+    outer.join(timeout=20)
+    assert not outer.is_alive(), "nested parallel() deadlocked the I/O pool"
+    assert results == [3 * n for n in range(4 * live_io.IO_THREADS)]
