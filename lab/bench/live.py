@@ -168,6 +168,23 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def cpu_seconds(engines: Sequence[Engine]) -> dict[str, float]:
+    """CPU seconds so far of every stack service, each bench engine's subprocess and this process (the
+    publisher and the poller): a run's difference says what the two cores were busy with."""
+    import psutil
+
+    from lab import stack
+    from lab.stack import supervisor
+
+    used = stack.cpu_seconds()
+    for engine in engines:
+        if engine.process is not None:
+            used[f"bench {engine.name}"] = supervisor.group_cpu_seconds(engine.process.pid)
+    me = psutil.Process().cpu_times()
+    used["bench publisher + poller"] = me.user + me.system
+    return used
+
+
 @dataclass
 class EngineResult:
     label: str
@@ -189,6 +206,8 @@ class RunResult:
     engines: list[EngineResult]
     lag: list[float]
     poll_p50_ms: float
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds over the run, by process
+    wall_s: float = 0.0
 
     @property
     def offered(self) -> float:
@@ -199,7 +218,7 @@ def measure(engines: list[Engine], streams: int, rate: float, duration: float,
             replay: Replay | None = None) -> RunResult:
     """One run: N new streams published for `duration` s, seen by every engine; the streams are ended."""
     replay = replay or Replay(sample_segments())
-    load_before = load_average()
+    load_before, cpu_before, began = load_average(), cpu_seconds(engines), time.monotonic()
     live: list[LiveStream] = [replay.start_stream(f"bench {i + 1}/{streams}") for i in range(streams)]
     published: list[PublishedChunk] = []
     lock = threading.Lock()
@@ -231,8 +250,10 @@ def measure(engines: list[Engine], streams: int, rate: float, duration: float,
         if engine.name == "spark":
             result.stages = _stage_means(before, after)
     rounds = percentiles([r * 1000 for r in watcher.rounds], (50,))
+    cpu_after = cpu_seconds(engines)
+    cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
     return RunResult(streams, rate, duration, len(published), (load_before, load_average()), results,
-                     lag.samples, rounds.get(50, 0.0))
+                     lag.samples, rounds.get(50, 0.0), cpu, time.monotonic() - began)
 
 
 def _engine_result(engine: Engine, index: int, live: list[LiveStream], published: list[PublishedChunk],
@@ -276,6 +297,11 @@ def report(result: RunResult) -> None:
     if result.lag:
         _out(f"  spark-live consumer lag (records on the broker not yet processed, after each batch): "
              f"max {max(result.lag):.0f}, last {result.lag[-1]:.0f}")
+    if result.cpu:
+        busiest = sorted(((s, n) for n, s in result.cpu.items() if s >= 0.05 * result.wall_s), reverse=True)
+        _out(f"  CPU over the run's {result.wall_s:.0f} s (100 % = one core; {os.cpu_count()} cores): "
+             + ", ".join(f"{name} {s / result.wall_s:.0%}" for s, name in busiest)
+             + f"; all {sum(result.cpu.values()) / result.wall_s:.0%}")
     for e in result.engines:
         for stage, mean_ms, count in e.stages:
             _out(f"  {e.label} stage {stage:<11} mean {mean_ms:8.1f} ms ({count} observations)")

@@ -108,6 +108,13 @@ def status() -> list[ServiceStatus]:
     return rows
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each running service (its whole process group): `lab bench live` takes
+    the difference over a run to show where the cores went."""
+    pids = {svc.name: supervisor.running_pid(svc.name) for svc in all_services().values()}
+    return {name: supervisor.group_cpu_seconds(pid) for name, pid in pids.items() if pid}
+
+
 def reset(report=tools.step) -> None:
     """Stop everything and wipe this stack's data, logs and pids (fetched tools are kept)."""
     down(report)

@@ -233,6 +233,18 @@ def group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group."""
+    total = 0.0
+    for proc in group_members(pgid):
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
 def group_alive(pgid: int) -> bool:
     """A group whose only members are zombies (killed, not yet reaped) is gone for our purposes."""
     return bool(group_members(pgid))

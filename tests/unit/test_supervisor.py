@@ -176,6 +176,17 @@ def test_group_memory_counts_every_member(state):
     assert supervisor.group_rss_bytes(pid) == 0
 
 
+def test_group_cpu_seconds_counts_every_process_of_the_group(state):
+    busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(60)"
+    pid = supervisor.start(service("unit-cpu", ["sh", "-c", f"python3 -c '{busy}' & python3 -c '{busy}' & wait"]))
+    deadline = time.monotonic() + 20
+    while supervisor.group_cpu_seconds(pid) < 0.6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert 0.6 <= supervisor.group_cpu_seconds(pid) < 5  # both children's 0.3 s, from one call
+    supervisor.stop("unit-cpu", grace_s=5)
+    assert supervisor.group_cpu_seconds(pid) == 0
+
+
 def test_kill_returns_once_the_group_is_gone_and_the_service_stays_wanted(state):
     pid = supervisor.start(service("unit-kill", ["sh", "-c", "sleep 60 & wait"]))
     assert supervisor.kill("unit-kill") == pid
