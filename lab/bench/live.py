@@ -40,6 +40,7 @@ DRAIN_TIMEOUT_S = 20.0
 # S3 server's share, which the engines measured then paid for. 50 ms costs the player column up to 50 ms of
 # resolution (the catalog column, written by the engine itself, has none) and leaves the cores to the engines.
 POLL_PAUSE_S = 0.05
+WARM_UP_S = 8.0
 CHUNK_URI = re.compile(r"chunks/(\d+)\.ts")
 STAGES = ("wait", "collect", "state", "verify", "playlist", "catalog", "state_write", "finish")
 
@@ -316,6 +317,14 @@ def report_engine_stages(engines: list[Engine]) -> None:
                      f"({count:.0f} observations, whole bench)")
 
 
+def warm_up(engines: list[Engine]) -> None:
+    """A short run that is not reported: the first batches of a freshly started Spark query (JIT, Python
+    workers, the first connections) took seconds, and landed in the first measured run's tail."""
+    result = measure(engines, streams=2, rate=1.0, duration=WARM_UP_S)
+    _out(f"warm-up ({WARM_UP_S:g} s, not reported): " + ", ".join(
+        f"{e.label} p99 {percentiles(e.player_ms).get(99, float('nan')):.0f} ms" for e in result.engines))
+
+
 def run(streams: int, rate: float, duration: float, *, engines: Sequence[str] = ("spark", "plain"),
         find_knee: bool = False, with_vod: bool = False) -> None:
     # 100 replay threads share the S3 client's 32 pooled connections; urllib3 warns for every extra one
@@ -327,6 +336,7 @@ def run(streams: int, rate: float, duration: float, *, engines: Sequence[str] = 
          f"trigger {settings.spark_live_trigger_s:g} s, DVR window {settings.dvr_window_size}")
     started = start_engines(list(engines))
     try:
+        warm_up(started)
         if find_knee:
             from lab.bench.live_modes import find_knee as knee
 
