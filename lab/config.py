@@ -152,9 +152,10 @@ class Settings(BaseSettings):
     spark_live_trigger_s: float = Field(0.0, ge=0)
     spark_vod_nice: int = Field(10, ge=0, le=19, description="CPU niceness of the VOD application (its JVM, "
                                 "Python workers and ffmpeg): live batches get the cores first on a shared machine")
-    live_engine: Literal["executors", "driver"] = Field(
-        "driver", description="live query design: work in the Kafka partition's task (state in S3), or "
-                                 "on the driver (state in the catalog); see lab/streaming/live.py")
+    live_engine: Literal["executors", "driver", "statestore"] = Field(
+        "driver", description="live query design: work in the Kafka partition's task (state in S3), "
+                                 "on the driver (state in the catalog), or Spark's state store "
+                                 "(transformWithStateInPandas, RocksDB); see lab/streaming/live.py")
     dvr_window_size: int = Field(10, ge=1, le=10_000)
 
     # --- JupyterLab ----------------------------------------------------------------------------

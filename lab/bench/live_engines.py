@@ -4,6 +4,8 @@
 - `plain`: `lab.streaming.plain` in a subprocess: the same live logic in a confluent-kafka consumer loop.
 - `executors`: a bench-only Spark application running the executor engine (`lab.bench.live_app`), for a
   side-by-side with spark-live when spark-live runs the driver engine.
+- `statestore`: the same bench-only application running the state-store engine (transformWithStateInPandas,
+  RocksDB), the reference Spark design.
 
 A bench engine starts at the topic's end, consumes with its own consumer group (or checkpoint) and writes
 into a namespace of its own (`manifests/bench-<engine>-<run>/...`, `bench_*` collections), so it never
@@ -26,7 +28,7 @@ from lab import catalog, storage
 from lab.config import settings
 from lab.streaming.live_task import Outputs
 
-ENGINES = ("spark", "plain", "executors")
+ENGINES = ("spark", "plain", "executors", "statestore")
 READY_TIMEOUT_S = 120.0  # a Spark application's JVM and its first batch take a while on a busy machine
 
 
@@ -48,7 +50,7 @@ class Engine:
 def _command(name: str, prefix: str) -> list[str]:
     if name == "plain":
         return [sys.executable, "-m", "lab.streaming.plain", "--prefix", prefix, "--from-end"]
-    return [sys.executable, "-m", "lab.bench.live_app", "--prefix", prefix]
+    return [sys.executable, "-m", "lab.bench.live_app", "--prefix", prefix, "--engine", name]
 
 
 def start_engines(names: list[str]) -> list[Engine]:

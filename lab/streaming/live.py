@@ -1,13 +1,16 @@
 """The live query: `live-chunks` -> verified segments -> one rolling DVR playlist per stream, and the whole
 recording as a finished playlist when the stream's end marker arrives.
 
-Two Spark engines, one setting (LIVE_ENGINE), the same decisions (`live_logic.plan_stream`):
-- `executors` (default, `live_task`): each Kafka partition's events are handled in the task that reads it;
+Three Spark engines, one setting (LIVE_ENGINE; default: see LIVE_ENGINE in lab/config.py), the same
+decisions (`live_logic.plan_stream`):
+- `executors` (`live_task`): each Kafka partition's events are handled in the task that reads it;
   state in one small S3 object per stream; the driver only collects the tasks' summaries.
 - `driver` (this module): the batch is collected to the driver, which does everything; state in the
   catalog (insert-only versions in `live_state`), cached in driver memory.
+- `statestore` (`live_statestore`): Spark's own per-key state, transformWithStateInPandas keyed by
+  `stream_id` with the RocksDB state store, after a shuffle by key: the reference Spark design.
 `plain` (a confluent-kafka consumer loop, no Spark) runs `live_task` too: the floor `lab bench live` compares
-them with. Spark's own state store (transformWithStateInPandas) is not built: see the README's live figures.
+them with.
 
 Follow one batch of the driver engine (`process_live_batch`):
   1. collect and validate the Kafka rows; invalid ones go to the dead-letter topic      common.split_batch
@@ -40,6 +43,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab import catalog, events, metrics, storage
@@ -66,7 +70,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 QUERY = "live"
-ENGINES = ("executors", "driver")
+ENGINES = ("executors", "driver", "statestore")
 
 
 # =====================================================================================================
@@ -290,6 +294,12 @@ def trigger_options() -> dict[str, str]:
     return {"processingTime": f"{round(settings.spark_live_trigger_s * 1000)} milliseconds"}
 
 
+def checkpoint_dir(name: str, engine: str) -> Path:
+    """The driver and executor engines share one checkpoint (Kafka offsets only: either continues where the
+    other stopped); the state-store engine's holds its state too, so it has its own."""
+    return settings.lab_state_dir / "checkpoints" / (f"{name}-statestore" if engine == "statestore" else name)
+
+
 def batch_function(engine: str, outputs: Outputs):
     if engine == "driver":
         if outputs.prefix:
@@ -297,6 +307,10 @@ def batch_function(engine: str, outputs: Outputs):
         return process_live_batch
     if engine == "executors":
         return partial(process_live_batch_on_executors, outputs=outputs)
+    if engine == "statestore":
+        from lab.streaming import live_statestore
+
+        return live_statestore.export_summaries  # the work runs in the stateful stage (see start)
     raise ValueError(f"LIVE_ENGINE: {engine!r} is not one of {', '.join(ENGINES)}")
 
 
@@ -311,11 +325,15 @@ def start(spark: SparkSession, *, writer_options: Mapping[str, str] | None = Non
     function = batch_function(engine, outputs)
     storage.s3(), catalog.client()  # connect before the first batch, not inside its latency
     name = QUERY if not outputs.prefix else f"{QUERY}-{outputs.prefix}"
-    checkpoint = settings.lab_state_dir / "checkpoints" / name
-    writer = (session.kafka_stream(spark, settings.live_topic, starting_offsets=starting_offsets,
-                                   options=READER_OPTIONS)
-              .writeStream.queryName(name)
-              .option("checkpointLocation", str(checkpoint))
+    rows = session.kafka_stream(spark, settings.live_topic, starting_offsets=starting_offsets,
+                                options=READER_OPTIONS)
+    if engine == "statestore":
+        from lab.streaming import live_statestore
+
+        rows = live_statestore.transform(rows, outputs)
+    writer = (rows.writeStream.queryName(name)
+              .option("checkpointLocation", str(checkpoint_dir(name, engine)))
+              .outputMode("update" if engine == "statestore" else "append")
               .trigger(**trigger_options()))
     for key, value in (writer_options or {}).items():
         writer = writer.option(key, value)

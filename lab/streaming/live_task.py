@@ -1,5 +1,6 @@
-"""The executor engine (LIVE_ENGINE=executors, the default): each Kafka partition's events are handled in the
-Spark task that reads that partition, with each stream's state in one small S3 object read and written by key.
+"""The executor engine (LIVE_ENGINE=executors; default: see LIVE_ENGINE in lab/config.py): each Kafka
+partition's events are handled in the Spark task that reads that partition, with each stream's state in one
+small S3 object read and written by key.
 
 Why this works without a shuffle: the Kafka key is `stream_id`, so all of a stream's events are in one
 partition, and Spark's Kafka source reads one topic partition per task. The task that owns the partition

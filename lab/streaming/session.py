@@ -79,6 +79,11 @@ def build(app_name: str, *, ui_port: int | None = None, master: str | None = Non
         # write-to-temp-then-rename. That is ~90 ms off every live segment's latency.
         .config("spark.sql.streaming.checkpointFileManagerClass",
                 "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager")
+        # LIVE_ENGINE=statestore: transformWithState needs RocksDB (the default HDFS-backed provider has no
+        # column families). Set for every session: a stateless query (every other one here) opens no state
+        # store, so it costs them nothing, and a stateful query records its provider in its checkpoint.
+        .config("spark.sql.streaming.stateStore.providerClass",
+                "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
         .config("spark.driver.bindAddress", settings.lab_host)
         .config("spark.driver.host", _driver_host())
         .config("spark.ui.showConsoleProgress", "false")
