@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=_positive(float), default=0.5, help="live: chunks/s per stream")
     p.add_argument("--duration", type=_positive(float), default=30.0, help="live: seconds of replay")
     p.add_argument("--engine", default="spark,plain",
-                   help="live: engines side by side, from spark (spark-live), plain, executors (a bench app)")
+                   help="live: engines side by side: spark (spark-live), plain, executors, statestore (bench apps)")
     p.add_argument("--find-knee", action="store_true", help="live: double the rate until each engine falls behind")
     p.add_argument("--with-vod", action="store_true", help="live: a quiet run, then one beside a VOD upload loop")
     p.add_argument("--clients", type=_positive(int), default=32, help="playback: concurrent viewers")
