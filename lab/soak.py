@@ -126,7 +126,7 @@ class Load:
 
 def sample(minute: int, before: dict[float, float], load: Load) -> tuple[dict, dict[float, float]]:
     from lab import stack
-    from lab.bench.catalog import _median_ms
+    from lab.bench.catalog import _median_ms, document_count
 
     after = live_buckets()
     row: dict = {"sim_minute": minute, "wall_s": round(time.time(), 1)}
@@ -134,7 +134,7 @@ def sample(minute: int, before: dict[float, float], load: Load) -> tuple[dict, d
         value = quantile(q, before, after)
         row[name] = round(value * 1000) if value is not None else ""
     for name in (catalog.VOD, catalog.LIVE, catalog.LIVE_STATE, catalog.STREAMS):
-        row[f"docs_{name}"] = catalog.collection(name).estimated_document_count()
+        row[f"docs_{name}"] = document_count(name)
     newest_vod = load.in_flight or ""
     row["read_vod_doc_ms"] = round(_median_ms(lambda: catalog.stream_doc(catalog.VOD, newest_vod), 5), 2)
     row["read_vod_chunks_ms"] = round(_median_ms(lambda: catalog.chunk_docs(catalog.VOD, newest_vod), 5), 2)

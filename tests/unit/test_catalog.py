@@ -87,3 +87,10 @@ def test_bulk_write_sends_every_operation_in_order_in_commands_of_at_most_write_
     assert [len(c) for c in sent] == [catalog.WRITE_BATCH, catalog.WRITE_BATCH, 5]
     assert [op for c in sent for op in c] == list(range(2 * catalog.WRITE_BATCH + 5))
     assert catalog.WRITE_BATCH < 50  # FerretDB's pool of 100 connections, shared with other clients' commands
+
+
+def test_document_count_reads_sqlite_not_the_documents(tmp_path):
+    db = tmp_path / "pipeline.sqlite"
+    _ferretdb_like_file(db, rows=37)
+    assert ferretdb.count_documents("live_metadata", db) == 37
+    assert ferretdb.count_documents("no_such_collection", db) == 0
