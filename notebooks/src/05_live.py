@@ -188,22 +188,24 @@ pd.DataFrame([{"media sequence": v.media_sequence, "first chunk": v.first_chunk,
 # |---|---|---|---|
 # | `LIVE_ENGINE=driver` | the batch is collected to the driver, which does everything | a new version in the catalog's `live_state` per batch (insert-only), cached in driver memory | 1 insert; the catalog read once per stream after a restart |
 # | `LIVE_ENGINE=executors` | the Spark task that reads the stream's Kafka partition (the key is `stream_id`, so a stream never spans two tasks: no shuffle) | one small S3 object, `manifests/{id}/live-state.json`, with the Kafka offset of the last event it applied | 1 GET + 1 PUT, whatever the catalog's size |
-# | Spark's state store (`transformWithStateInPandas`, RocksDB) | a task after a shuffle by `stream_id` | the checkpoint's state store | a shuffle and Python state-server round trips: 922 ms median batch against 213 ms for a `foreachBatch` in a probe on this machine; not built in the lab |
+# | `LIVE_ENGINE=statestore`: Spark's own state store (`transformWithStateInPandas`, RocksDB) | a task after a shuffle of the batch by `stream_id` | the checkpoint's RocksDB state store, versioned with each batch | a shuffle, and round trips between the Python task and the JVM's state server |
 #
 # And the floor: `plain`, the executor engine's function in a plain Kafka consumer loop, no Spark.
-# `lab bench live` runs them side by side on the same published chunks, so both see the same load:
+# `lab bench live` runs them side by side on the same published chunks, so both see the same load. Measured on a
+# quiet 2-core machine (only the lab running), 10 streams × 0.5 chunks/s for 30 s:
 #
-# | run (publish → in playlist, as a player polls it) | 1-minute load | engine | p50 | p99 | plain beside it, p50 / p99 |
-# |---|---|---|---|---|---|
-# | 2 streams × 1 chunk/s, 10 s | 7.7 → 10.2 | spark, driver | 7568 ms | 10524 ms | 133 / 738 ms |
-# | 2 streams × 1 chunk/s, 15 s | 17.8 → 22.5 | spark, executors | 9921 ms | 11488 ms | 337 / 2141 ms |
+# | spark-live engine | 1-minute load | spark p50 | spark p99 | plain beside it, p50 / p99 | spark-live's CPU | plain's CPU |
+# |---|---|---|---|---|---|---|
+# | driver | 0.8 → 3.1 | 715 ms | 1235 ms | 212 / 1018 ms | ~60 % of a core | ~6 % |
+# | executors | 2.0 → 5.1 | 1025 ms | 3801 ms | 162 / 1080 ms | ~45 % | ~6 % |
+# | statestore (a bench app beside spark-live, driver) | 6.7 → 9.5 | 2899 ms | 6338 ms | 256 / 641 ms | ~32 % | ~6 % |
 #
-# Those runs were made while five other stacks shared the two cores (a load of 8 to 22 where 2 is full): read
-# the ratio, not the milliseconds, and measure your own machine with `lab bench live --streams 10` (it prints
-# the same table, with the load average beside it).
+# The same I/O costs plain ~75 ms a batch and a few percent of a core; Spark adds its micro-batch (planning,
+# offsets written to the checkpoint before and after, a task per Kafka partition), and most of a chunk's time is
+# waiting for the batch that picks it up. Measure your own machine: `lab bench live --streams 10` prints the same
+# table with the load average and where the CPU went.
 #
-# Spark's cost is its micro-batch: planning, offsets written to the checkpoint before and after, scheduling a
-# task; the I/O is the same for all three. What the executor design buys is not speed on one machine but
+# What the executor design buys is not speed on one machine but
 # that the work spreads over a cluster's executors and that a batch never reads the catalog, however big it
 # grows.
 
