@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
 
-from lab import catalog, events, metrics, storage
+from lab import events, metrics
 from lab.config import settings
 from lab.streaming import live_io, live_task
 from lab.streaming.common import Received, decode_rows, flush_dead_letters
@@ -44,7 +44,6 @@ from lab.streaming.live_logic import (
     batch_documents,
     needs_verification,
     plan_stream,
-    render_playlist,
 )
 from lab.streaming.live_task import Outputs, Summary
 from lab.streaming.plain import Record
@@ -234,21 +233,7 @@ def finish_stream(store: LiveStreamProcessor, outputs: Outputs, state: StreamSta
     if len(entries) != state.verified_count:
         log.error("stream %s: %d segments recorded, the state counts %d", state.stream_id, len(entries),
                   state.verified_count)
-    text = render_playlist(state.stream_id, entries, target_duration=state.target_duration, ended=True)
-    storage.put_playlist(settings.bucket_manifests, outputs.playlist_key(state.stream_id), text,
-                         cache_control=storage.IMMUTABLE)
-    summary.playlist_writes["live_final"] += 1
-    live_task.views(outputs).discard(state.stream_id)
-    ended_at = datetime.fromtimestamp(end.kafka_timestamp_ms / 1000, UTC)
-    catalog.collection(outputs.chunks).update_one(
-        {"_id": catalog.stream_doc_id(state.stream_id)},
-        {"$set": {**state.view_fields(), "state_version": state.version, "status": "vod", "ended_at": ended_at,
-                  "recorded_chunks": len(entries),
-                  "recorded_duration_s": sum(e.duration_ms for e in entries) / 1000,
-                  "end_published_at_ms": end.event.published_at_ms},
-         "$addToSet": {"status_history": {"status": "vod", "at": ended_at}}},
-        upsert=bool(outputs.prefix))
-    live_io.counted(outputs.chunks, "update")
+    live_task.write_final(outputs, state, entries, end, summary)
     store.end(state)
     log.info("stream %s ended: %d segments in the recording", state.stream_id, len(entries))
 

@@ -313,6 +313,15 @@ def finish_stream(outputs: Outputs, stored: Stored, end: Received, summary: Summ
     and the history entry is added with $addToSet, so a replay cannot append it twice."""
     state = replace(stored.state, status="vod")
     entries = read_recording(outputs, stored)
+    write_final(outputs, state, entries, end, summary)
+    write_stored(outputs, Stored(state, stored.page, end.partition, end.offset))
+    log.info("stream %s ended: %d segments in the recording", state.stream_id, len(entries))
+
+
+def write_final(outputs: Outputs, state: StreamState, entries: Sequence[Entry], end: Received,
+                summary: Summary) -> None:
+    """The finished playlist (immutable) and the stream document's `vod` status: the end marker's writes
+    before each engine records its own state (shared with the state-store engine)."""
     text = render_playlist(state.stream_id, entries, target_duration=state.target_duration, ended=True)
     storage.put_playlist(settings.bucket_manifests, outputs.playlist_key(state.stream_id), text,
                          cache_control=storage.IMMUTABLE)
@@ -328,8 +337,6 @@ def finish_stream(outputs: Outputs, stored: Stored, end: Received, summary: Summ
          "$addToSet": {"status_history": {"status": "vod", "at": ended_at}}},
         upsert=bool(outputs.prefix))
     live_io.counted(outputs.chunks, "update")
-    write_stored(outputs, Stored(state, stored.page, end.partition, end.offset))
-    log.info("stream %s ended: %d segments in the recording", state.stream_id, len(entries))
 
 
 _VIEWS: dict[Outputs, live_io.ViewWriter] = {}
