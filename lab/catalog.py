@@ -4,7 +4,8 @@ Collections:
 - `vod_metadata`: one stream document (chunk_index = STREAM_DOC) carrying the status and timestamps, plus one
   document per segment;
 - `live_metadata`: likewise, one stream document plus one per live chunk;
-- `live_state`: the live query's own state, one insert-only document per stream per batch;
+- `live_state`: the live query's own state, one insert-only document per stream per batch, the newest
+  STATE_VERSIONS_KEPT per stream kept (live_io.ViewWriter prunes the rest);
 - `streams`: a small index of stream ids with their collection and creation time, bounded (the newest
   STREAMS_KEPT per collection), so listing the newest streams never reads the chunk documents.
 Every document's `_id` derives from its natural key (doc_id), and every hot read is a lookup by `_id`: the one
@@ -31,7 +32,7 @@ STREAM_DOC = -1  # chunk_index of a stream's own document: it sorts before every
 
 VOD = "vod_metadata"
 LIVE = "live_metadata"
-LIVE_STATE = "live_state"  # the live query's own state: one insert-only document per stream per batch
+LIVE_STATE = "live_state"  # the live query's own state: an insert-only version per stream per batch
 STREAMS = "streams"        # stream id -> collection, since: what the stream lists read
 PARALLEL_FROM = 32         # chunk_docs reads longer streams with parallel lookups
 STREAMS_KEPT = 100         # entries of `streams` kept per collection: FerretDB decodes each one to list them (~35 µs)

@@ -6,7 +6,7 @@ decisions (`live_logic.plan_stream`):
 - `executors` (`live_task`): each Kafka partition's events are handled in the task that reads it;
   state in one small S3 object per stream; the driver only collects the tasks' summaries.
 - `driver` (this module): the batch is collected to the driver, which does everything; state in the
-  catalog (insert-only versions in `live_state`), cached in driver memory.
+  catalog (insert-only versions in `live_state`, the newest few kept), cached in driver memory.
 - `statestore` (`live_statestore`): Spark's own per-key state, transformWithStateInPandas keyed by
   `stream_id` with the RocksDB state store, after a shuffle by key: the reference Spark design.
 `plain` (a confluent-kafka consumer loop, no Spark) runs `live_task` too: the floor `lab bench live` compares

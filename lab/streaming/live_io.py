@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
+from pymongo import DeleteOne
 from pymongo.errors import BulkWriteError
 
 from lab import catalog, events, media, metrics, storage
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 IO_THREADS = 16  # S3 GETs/PUTs of one batch run in parallel: small, I/O-bound work
 POOL_PREFIX = "live-io"
 VIEW_INTERVAL_S = 1.0  # ViewWriter: the stream documents' live view is at most this stale
+STATE_VERSIONS_KEPT = 10  # per stream: older state versions are deleted once the view points past them
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -207,10 +209,12 @@ class ViewWriter:
     100 streams, every batch). Losing a pending view on a crash is harmless: the next batch refreshes it.
     After each round it rests VIEW_INTERVAL_S, gathering the next values: without the rest it updated as fast
     as FerretDB could, and the catalog took ~30 % of a core at 5 chunks/s, on the cores the batches need.
+    Once a view is written, it also deletes the stream's state versions it makes unreachable (_prune).
     """
 
-    def __init__(self, collection: str = catalog.LIVE) -> None:
-        self.collection = collection
+    def __init__(self, collection: str = catalog.LIVE, states: str = catalog.LIVE_STATE) -> None:
+        self.collection, self.states = collection, states
+        self._pruned: dict[str, int] = {}  # stream -> the newest of its state versions deleted
         self._pending: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._writing = threading.Lock()
@@ -230,7 +234,7 @@ class ViewWriter:
         with self._lock:
             self._pending.pop(stream_id, None)
         with self._writing:
-            pass
+            self._pruned.pop(stream_id, None)
 
     def _run(self) -> None:
         coll = catalog.collection(self.collection)
@@ -250,10 +254,28 @@ class ViewWriter:
                     coll.update_one({"_id": catalog.stream_doc_id(stream_id)}, {"$set": fields},
                                     upsert=self.collection != catalog.LIVE)
                     counted(self.collection, "update")
+                    if "state_version" in fields:
+                        self._prune(stream_id, int(fields["state_version"]))
                 except Exception:  # a view: log it and let the next batch's view replace it
-                    log.exception("refreshing the view of stream %s failed", stream_id)
+                    log.exception("refreshing the view of stream %s (or pruning its states) failed", stream_id)
                 finally:
                     self._writing.release()
+
+    def _prune(self, stream_id: str, version: int) -> None:
+        """Delete the stream's state versions older than its newest STATE_VERSIONS_KEPT, by `_id` (an index
+        lookup, however big the collection). Safe once the view showing `version` is written: a restarted
+        driver reads forward from the view's version (read_known) and never reads an older one. Without it,
+        `live_state` grew by a document per stream per batch all day. A process that has not pruned this
+        stream yet looks back one command's worth (WRITE_BATCH): what the process before it left between its
+        last prune and its end."""
+        upto = version - STATE_VERSIONS_KEPT
+        start = self._pruned.get(stream_id, max(0, upto - catalog.WRITE_BATCH))
+        if upto <= start:
+            return
+        deletes = [DeleteOne({"_id": state_doc_id(stream_id, v)}) for v in range(start + 1, upto + 1)]
+        catalog.bulk_write(self.states, deletes)
+        counted(self.states, "delete", -(-len(deletes) // catalog.WRITE_BATCH))
+        self._pruned[stream_id] = upto
 
 
 class Stages:

@@ -345,7 +345,7 @@ _VIEWS_LOCK = threading.Lock()
 
 def views(outputs: Outputs) -> live_io.ViewWriter:
     with _VIEWS_LOCK:
-        return _VIEWS.setdefault(outputs, live_io.ViewWriter(outputs.chunks))
+        return _VIEWS.setdefault(outputs, live_io.ViewWriter(outputs.chunks, outputs.states))
 
 
 def submit_views(outputs: Outputs, plans: Iterable[StreamPlan], written: dict[str, datetime]) -> None:

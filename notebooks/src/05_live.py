@@ -186,7 +186,7 @@ pd.DataFrame([{"media sequence": v.media_sequence, "first chunk": v.first_chunk,
 #
 # | design | where the work runs | where the state lives | per batch and stream |
 # |---|---|---|---|
-# | `LIVE_ENGINE=driver` | the batch is collected to the driver, which does everything | a new version in the catalog's `live_state` per batch (insert-only), cached in driver memory | 1 insert; the catalog read once per stream after a restart |
+# | `LIVE_ENGINE=driver` | the batch is collected to the driver, which does everything | a new version in the catalog's `live_state` per batch (insert-only; the newest 10 per stream kept), cached in driver memory | 1 insert; the catalog read once per stream after a restart |
 # | `LIVE_ENGINE=executors` | the Spark task that reads the stream's Kafka partition (the key is `stream_id`, so a stream never spans two tasks: no shuffle) | one small S3 object, `manifests/{id}/live-state.json`, with the Kafka offset of the last event it applied | 1 GET + 1 PUT, whatever the catalog's size |
 # | `LIVE_ENGINE=statestore`: Spark's own state store (`transformWithStateInPandas`, RocksDB) | a task after a shuffle of the batch by `stream_id` | the checkpoint's RocksDB state store, versioned with each batch | a shuffle, and round trips between the Python task and the JVM's state server |
 #
