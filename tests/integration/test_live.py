@@ -142,7 +142,8 @@ def test_real_live_stream_plays_while_live_and_after_its_end(api):
             live_url = api.get(f"/streams/{stream_id}/live").json()["manifest_url"]
             media.decode_check(live_url)  # a player decodes what is live right now
             thread.join(timeout=120)
-        assert not thread.is_alive(), "the encoder did not finish its stream"
+            assert not thread.is_alive(), "the encoder did not finish its stream"
+            wait_for(lambda: playlist(stream_id).is_endlist, "the finished playlist", 120)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -150,7 +151,11 @@ def test_real_live_stream_plays_while_live_and_after_its_end(api):
     recorder.assert_continuous(settings.dvr_window_size)
     live_versions = [v for v in recorder.versions if not v.is_endlist]
     assert max(len(v.segments) for v in live_versions) == settings.dvr_window_size
-    assert live_versions[-1].media_sequence == ENCODER_CHUNKS - settings.dvr_window_size, "the window slid"
+    # The window slid (assert_continuous checked each step). Not asserted: that the last live version shows
+    # the last chunk. When the last chunk and the end marker land in one batch, the live playlist with that
+    # chunk is replaced by the finished one within milliseconds, and no poller (no player) sees it: the
+    # state-store engine's 1.7 s batches do that often, the others under load.
+    assert live_versions[-1].media_sequence > 0, "the window never slid"
 
     doc = wait_vod(stream_id)
     assert [h["status"] for h in doc["status_history"]] == ["live", "vod"] and doc["ended_at"]
