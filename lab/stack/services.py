@@ -22,6 +22,7 @@ from lab.stack.ports import SUPERVISOR
 from lab.stack.supervisor import Service, data_dir
 
 H = settings.lab_host
+JUPYTER_SETTINGS = ROOT / "lab" / "jupyter_settings"  # also the containers' (docker-compose.yml)
 
 
 def _http_ok(url: str) -> bool:
@@ -236,9 +237,11 @@ def _prometheus_command() -> list[str]:
 
 def _jupyter_command() -> list[str]:
     # The token comes from JUPYTER_TOKEN (the service's env), so it is not on a command line `ps` shows.
-    # As root (a container, a CI box) Jupyter refuses to start without --allow-root.
+    # As root (a container, a CI box) Jupyter refuses to start without --allow-root. The settings dir holds
+    # overrides.json: no "get notified about Jupyter news?" toast over every lesson, no update checks.
     return [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ip={H}", f"--port={settings.jupyter_port}",
             f"--ServerApp.root_dir={ROOT / 'notebooks'}", "--ServerApp.open_browser=False",
+            f"--LabApp.app_settings_dir={JUPYTER_SETTINGS}",
             *(["--allow-root"] if os.geteuid() == 0 else [])]
 
 

@@ -364,6 +364,16 @@ def test_jupyter_mounts_the_notebooks_and_takes_its_token_from_env():
     assert jupyter["environment"]["JUPYTER_TOKEN"] == env_file()["JUPYTER_TOKEN"]
 
 
+def test_jupyter_in_both_modes_reads_the_lab_settings_that_silence_the_news_toast():
+    from lab.stack import services
+
+    argv = argv_of(compose_config()["services"]["jupyter"]["command"])
+    assert any("--LabApp.app_settings_dir=/app/lab/jupyter_settings" in a for a in argv), argv
+    assert f"--LabApp.app_settings_dir={services.JUPYTER_SETTINGS}" in services._jupyter_command()
+    overrides = json.loads((services.JUPYTER_SETTINGS / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+
+
 def test_infrastructure_keeps_its_data_in_named_volumes():
     services = compose_config()["services"]
     for name in ("kafka", "s3", "mongodb", "prometheus", "grafana"):
