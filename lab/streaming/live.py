@@ -15,8 +15,8 @@ them with.
 Follow one batch of the driver engine (`process_live_batch`):
   1. collect and validate the Kafka rows; invalid ones go to the dead-letter topic      common.split_batch
   2. the state of every stream in the batch (from the catalog the first time)           StateCache.load
-  3. verify each new segment's SHA-256 against the bytes in the bucket (parallel GETs)   live_io.verify_segments
-  4. decide, per stream: duplicates, gaps, checksum failures, playlist sequence numbers  plan_stream (pure)
+  3. verify each new segment's SHA-256 against the bytes in the bucket (parallel GETs)   live_io.plan_streams
+  4. decide, per stream: duplicates, gaps, checksum failures, playlist sequence numbers    -> plan_stream (pure)
   5. write ONE playlist per stream (parallel PUTs)                                       write_live_playlists
   6. insert the new chunk documents, then each stream's new state (two inserts)          record_batch
   7. end markers: the final playlist with #EXT-X-ENDLIST, then status `vod`              finish_stream
@@ -37,16 +37,14 @@ document's live view is refreshed by a background writer, latest value wins: it 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab import catalog, events, metrics, storage
+from lab import catalog, metrics, storage
 from lab.config import settings
 from lab.streaming import live_io
 from lab.streaming.common import KAFKA_COLUMNS, Received, flush_dead_letters, split_batch
@@ -57,8 +55,6 @@ from lab.streaming.live_logic import (
     StreamPlan,
     StreamState,
     batch_documents,
-    needs_verification,
-    plan_stream,
     render_playlist,
 )
 from lab.streaming.live_task import Outputs, Summary, fault_point, run_partition
@@ -192,27 +188,10 @@ def process_events(received: Sequence[Received], batch_id: int, stages: Stages |
     by_stream, refused = live_io.group_live_events(received)
     states = load_states(by_stream)
     for sid in [s for s in by_stream if s not in states]:
-        for item in by_stream.pop(sid):
-            live_io.dead_letter(item, f"stream_id: no live stream {sid} (start it with POST /streams/start)")
-            refused += 1
+        refused += live_io.refuse_unknown_stream(sid, by_stream.pop(sid))
     if refused:
         flush_dead_letters()
-    to_verify: list[events.LiveChunkEvent] = []
-    maybe_recorded: dict[str, list[int]] = defaultdict(list)
-    for sid, items in by_stream.items():
-        for chunk in (i.event for i in items if isinstance(i.event, events.LiveChunkEvent)):
-            if needs_verification(states[sid], chunk):
-                to_verify.append(chunk)
-            else:
-                maybe_recorded[sid].append(chunk.chunk_index)
-    recorded = live_io.recorded_chunks(catalog.LIVE, maybe_recorded)
-    stages.mark("state")
-    verdicts = live_io.verify_segments(to_verify)
-    stages.mark("verify")
-    min_target = math.ceil(settings.live_segment_seconds)
-    plans = [plan_stream(states[sid], items, verdicts.get(sid, {}), recorded.get(sid, set()),
-                         window_size=settings.dvr_window_size, min_target=min_target)
-             for sid, items in by_stream.items()]
+    plans = live_io.plan_streams(catalog.LIVE, states, by_stream, stages)
     written = write_live_playlists(plans)
     stages.mark("playlist")
     fault_point(p.after.stream_id for p in plans if p.new_chunks)  # tests: die before the state insert

@@ -1,4 +1,5 @@
-"""The live engines' shared I/O: verify a segment, insert in order, dead letters, the catalog's view of a
+"""The live engines' shared I/O: a batch's decisions (plan_streams: verify, then plan), verify a segment,
+insert in order, dead letters, the catalog's view of a
 stream, and reading a stream's state back from the catalog (the driver engine's store; the other engines
 read it once per stream, to take over a stream another engine started).
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -26,7 +28,15 @@ from pymongo.errors import BulkWriteError
 from lab import catalog, events, media, metrics, storage
 from lab.config import settings
 from lab.streaming.common import Received, send_dead_letter
-from lab.streaming.live_logic import Entry, StreamState, chunk_problem, state_doc_id
+from lab.streaming.live_logic import (
+    Entry,
+    StreamPlan,
+    StreamState,
+    chunk_problem,
+    needs_verification,
+    plan_stream,
+    state_doc_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +114,38 @@ def group_live_events(received: Iterable[Received]) -> tuple[dict[str, list[Rece
         else:
             by_stream[event.stream_id].append(item)
     return by_stream, refused
+
+
+def refuse_unknown_stream(stream_id: str, items: Sequence[Received]) -> int:
+    """Dead-letter the events of a stream never started through the API; how many (flush after)."""
+    for item in items:
+        dead_letter(item, f"stream_id: no live stream {stream_id} (start it with POST /streams/start)")
+    return len(items)
+
+
+# --- decisions ----------------------------------------------------------------------------------------
+
+def plan_streams(collection: str, states: Mapping[str, StreamState], by_stream: Mapping[str, list[Received]],
+                 stages: Stages) -> list[StreamPlan]:
+    """Every engine's decisions for a batch: verify the new segments (parallel GETs), ask the catalog about
+    chunks at or below a stream's last accepted one (a duplicate or a late chunk), then plan each stream
+    (pure: live_logic.plan_stream). Marks the stages `state` and `verify`."""
+    to_verify: list[events.LiveChunkEvent] = []
+    maybe_recorded: dict[str, list[int]] = defaultdict(list)
+    for sid, items in by_stream.items():
+        for chunk in (i.event for i in items if isinstance(i.event, events.LiveChunkEvent)):
+            if needs_verification(states[sid], chunk):
+                to_verify.append(chunk)
+            else:
+                maybe_recorded[sid].append(chunk.chunk_index)
+    recorded = recorded_chunks(collection, maybe_recorded)
+    stages.mark("state")
+    verdicts = verify_segments(to_verify)
+    stages.mark("verify")
+    min_target = math.ceil(settings.live_segment_seconds)
+    return [plan_stream(states[sid], items, verdicts.get(sid, {}), recorded.get(sid, set()),
+                        window_size=settings.dvr_window_size, min_target=min_target)
+            for sid, items in by_stream.items() if items]
 
 
 # --- segments -----------------------------------------------------------------------------------------

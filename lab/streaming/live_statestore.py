@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -33,17 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
 
-from lab import events, metrics
-from lab.config import settings
+from lab import metrics
 from lab.streaming import live_io, live_task
 from lab.streaming.common import Received, decode_rows, flush_dead_letters
 from lab.streaming.live_logic import (
     Entry,
     StreamPlan,
     StreamState,
-    batch_documents,
-    needs_verification,
-    plan_stream,
 )
 from lab.streaming.live_task import Outputs, Summary
 from lab.streaming.plain import Record
@@ -170,9 +165,7 @@ def process_group(store: LiveStreamProcessor, stream_key: str, rows: list[Record
     items = own_events(received, stream_key, summary)
     loaded = store.load(stream_key) if items else None
     if items and loaded is None:
-        for item in items:
-            live_io.dead_letter(item, f"stream_id: no live stream {stream_key} (start it with POST /streams/start)")
-        summary.dead_letters += len(items)
+        summary.dead_letters += live_io.refuse_unknown_stream(stream_key, items)
         flush_dead_letters()
     if items and loaded is not None:
         apply(store, *loaded, items, batch, outputs, summary, stages)
@@ -197,23 +190,8 @@ def own_events(received: Iterable[Received], stream_key: str, summary: Summary) 
 
 def apply(store: LiveStreamProcessor, state: StreamState, first: bool, items: list[Received], batch: int,
           outputs: Outputs, summary: Summary, stages: live_io.Stages) -> None:
-    sid = state.stream_id
-    chunks = [i.event for i in items if isinstance(i.event, events.LiveChunkEvent)]
-    to_verify = [c for c in chunks if needs_verification(state, c)]
-    maybe = [c.chunk_index for c in chunks if not needs_verification(state, c)]
-    recorded = live_io.recorded_chunks(outputs.chunks, {sid: maybe} if maybe else {})
-    stages.mark("state")
-    verdicts = live_io.verify_segments(to_verify)
-    stages.mark("verify")
-    plan = plan_stream(state, items, verdicts.get(sid, {}), recorded.get(sid, set()),
-                       window_size=settings.dvr_window_size, min_target=math.ceil(settings.live_segment_seconds))
-    written = live_task.write_playlists(outputs, [plan], summary)
-    stages.mark("playlist")
-    docs, states = batch_documents([plan], written, batch)
-    summary.duplicates += len(docs) - live_io.insert_in_order(outputs.chunks, docs)
-    live_io.insert_in_order(outputs.states, states)
-    stages.mark("catalog")
-    live_task.fault_point([sid] if plan.new_chunks else [])  # tests: die before the state update
+    [plan] = live_io.plan_streams(outputs.chunks, {state.stream_id: state}, {state.stream_id: items}, stages)
+    written = live_task.record_plans(outputs, [plan], batch, summary, stages)  # tests die before the state update
     if plan.new_chunks or plan.end or first:
         store.save(plan, plan.after)
     stages.mark("state_write")

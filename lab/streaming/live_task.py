@@ -28,18 +28,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab import catalog, events, metrics, storage
+from lab import catalog, metrics, storage
 from lab.config import settings
 from lab.streaming import live_io
 from lab.streaming.common import Received, decode_rows, flush_dead_letters
@@ -49,8 +48,6 @@ from lab.streaming.live_logic import (
     StreamPlan,
     StreamState,
     batch_documents,
-    needs_verification,
-    plan_stream,
     render_playlist,
 )
 
@@ -246,37 +243,15 @@ def process_received(received: Sequence[Received], batch_id: int, outputs: Outpu
     stored = {sid: s for sid, s in zip(ids, live_io.parallel(lambda s: read_stored(outputs, s), ids),
                                        strict=True) if s is not None}
     for sid in [s for s in ids if s not in stored]:
-        for item in by_stream.pop(sid):
-            live_io.dead_letter(item, f"stream_id: no live stream {sid} (start it with POST /streams/start)")
-            summary.dead_letters += 1
+        summary.dead_letters += live_io.refuse_unknown_stream(sid, by_stream.pop(sid))
     if summary.dead_letters:
         flush_dead_letters()
     for sid, items in by_stream.items():  # a replay: what the state object already counts is done
         by_stream[sid] = [i for i in items if not stored[sid].applied(i)]
         summary.replayed += len(items) - len(by_stream[sid])
-    to_verify: list[events.LiveChunkEvent] = []
-    maybe_recorded: dict[str, list[int]] = defaultdict(list)
-    for sid, items in by_stream.items():
-        for chunk in (i.event for i in items if isinstance(i.event, events.LiveChunkEvent)):
-            if needs_verification(stored[sid].state, chunk):
-                to_verify.append(chunk)
-            else:
-                maybe_recorded[sid].append(chunk.chunk_index)
-    recorded = live_io.recorded_chunks(outputs.chunks, maybe_recorded)
-    stages.mark("state")
-    verdicts = live_io.verify_segments(to_verify)
-    stages.mark("verify")
-    min_target = math.ceil(settings.live_segment_seconds)
-    plans = [plan_stream(stored[sid].state, items, verdicts.get(sid, {}), recorded.get(sid, set()),
-                         window_size=settings.dvr_window_size, min_target=min_target)
-             for sid, items in by_stream.items() if items]
-    written = write_playlists(outputs, plans, summary)
-    stages.mark("playlist")
-    chunks, states = batch_documents(plans, written, batch_id)
-    summary.duplicates += len(chunks) - live_io.insert_in_order(outputs.chunks, chunks)
-    live_io.insert_in_order(outputs.states, states)
-    stages.mark("catalog")
-    fault_point(p.after.stream_id for p in plans if p.new_chunks)
+    states = {sid: s.state for sid, s in stored.items()}
+    plans = live_io.plan_streams(outputs.chunks, states, by_stream, stages)
+    written = record_plans(outputs, plans, batch_id, summary, stages)
     advanced = {p.after.stream_id: advance(stored[p.after.stream_id], p, by_stream[p.after.stream_id])
                 for p in plans if p.new_chunks or p.end}
     live_io.parallel(lambda sid: write_pages(outputs, sid, advanced[sid][1]), list(advanced))
@@ -290,6 +265,20 @@ def process_received(received: Sequence[Received], batch_id: int, outputs: Outpu
     stages.mark("finish")
     summary.stages = stages.seconds
     return summary
+
+
+def record_plans(outputs: Outputs, plans: Sequence[StreamPlan], batch_id: int, summary: Summary,
+                 stages: live_io.Stages) -> dict[str, datetime]:
+    """The playlists, then the chunk and state documents (inserts), then the fault point before the engine's
+    own state write: the executor and state-store engines' order. Returns when each playlist was written."""
+    written = write_playlists(outputs, plans, summary)
+    stages.mark("playlist")
+    chunks, states = batch_documents(plans, written, batch_id)
+    summary.duplicates += len(chunks) - live_io.insert_in_order(outputs.chunks, chunks)
+    live_io.insert_in_order(outputs.states, states)
+    stages.mark("catalog")
+    fault_point(p.after.stream_id for p in plans if p.new_chunks)
+    return written
 
 
 def write_playlists(outputs: Outputs, plans: Iterable[StreamPlan], summary: Summary) -> dict[str, datetime]:
