@@ -16,11 +16,12 @@ Only features both FerretDB and MongoDB 7 support are used (no change streams, n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.collection import Collection
@@ -35,9 +36,14 @@ LIVE = "live_metadata"
 LIVE_STATE = "live_state"  # the live query's own state: an insert-only version per stream per batch
 STREAMS = "streams"        # stream id -> collection, since: what the stream lists read
 PARALLEL_FROM = 32         # chunk_docs reads longer streams with parallel lookups
+LOOKUP_THREADS = 8         # parallel `_id` lookups (see lookups)
+LOOKUP_PREFIX = "catalog-lookup"
 STREAMS_KEPT = 100         # entries of `streams` kept per collection: FerretDB decodes each one to list them (~35 µs)
 WRITE_BATCH = 32           # update statements per command at most: see bulk_write
 PROBE_ID = "health-probe"  # the `_id` the health probe looks up (it need not exist)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def now() -> datetime:
@@ -161,6 +167,19 @@ def _last_chunk(doc: dict[str, Any] | None) -> int | None:
     return None
 
 
+@cache
+def _lookup_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix=LOOKUP_PREFIX)
+
+
+def lookups(read: Callable[[T], R], keys: Iterable[T]) -> list[R]:
+    """`read` over `keys` in parallel on one shared pool (`_id` lookups: each an index search in SQLite, so
+    they overlap well). Inline when called from that pool: waiting on it from inside could deadlock."""
+    if threading.current_thread().name.startswith(LOOKUP_PREFIX):
+        return [read(k) for k in keys]
+    return list(_lookup_pool().map(read, keys))
+
+
 def chunk_docs(name: str, stream_id: str, **filters: Any) -> list[dict[str, Any]]:
     """A stream's chunk documents in order, read by `_id` (cost grows with the stream, not the catalog). A
     stream document that names no bound (an old one) falls back to a filter, a scan on FerretDB."""
@@ -177,8 +196,7 @@ def chunk_docs(name: str, stream_id: str, **filters: Any) -> list[dict[str, Any]
     if last < PARALLEL_FROM:
         docs = [read(i) for i in range(last + 1)]
     else:  # a long live recording: lookups in parallel (each is an index search in SQLite)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            docs = list(pool.map(read, range(last + 1)))
+        docs = lookups(read, range(last + 1))
     while (following := find_by_id(name, doc_id(stream_id, last + 1), {"_id": 0})) is not None:
         docs.append(following)  # the stream document's bound lags its newest chunks by a batch at most
         last += 1
@@ -190,8 +208,7 @@ def recent_streams(name: str, limit: int = 20, projection: dict[str, Any] | None
     bounded `streams` index (the cost does not grow with the chunk documents)."""
     entries = list(collection(STREAMS).find({"collection": name}))
     entries.sort(key=lambda e: e["since"], reverse=True)
-    with ThreadPoolExecutor(max_workers=8) as pool:  # `_id` lookups, each an index search: in parallel
-        docs = list(pool.map(lambda e: stream_doc(name, e["_id"]), entries[:limit]))
+    docs = lookups(lambda e: stream_doc(name, e["_id"]), entries[:limit])
     fields = {k for k, v in (projection or {}).items() if v and k != "_id"}
     return [{k: v for k, v in d.items() if not fields or k in fields} for d in docs if d is not None]
 
