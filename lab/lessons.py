@@ -1,17 +1,19 @@
-"""The lesson notebooks: built from their sources, staged for the tests, restored for a learner.
+"""The lesson notebooks: built from their sources, run for their reference outputs, staged for the tests.
 
 Each lesson is a percent-format Python file in `notebooks/src/` (read with jupytext, as VS Code and JupyterLab's
-jupytext extension read it); `notebooks/NN_name.ipynb` is built from it, and stores the outputs of a run.
+jupytext extension read it). Two notebooks are made from it:
 
-A learner runs and edits `notebooks/*.ipynb`, and JupyterLab saves them. So the tests never use those files:
-`stage()` builds every lesson from its source into a scratch directory, with the outputs of the notebook as
-committed to git (`git show HEAD:…`; the working copy only when there is no git), and refuses a stored
-notebook whose cells no longer match the source. `restore()` puts a learner's copy back as committed.
+- `notebooks/NN_name.ipynb`, the one a learner opens: no outputs, so no prediction is answered before it is
+  made. `notebooks/` is JupyterLab's root, and holds nothing else a learner should not read.
+- `instructor/outputs/NN_name.ipynb`, the same cells run on a stack, with their outputs: what nbval compares
+  a new run with, and what an instructor reads. It is outside JupyterLab's root.
+
+`stage()` builds every lesson from its source into a scratch directory with the reference outputs, and
+refuses a reference whose cells no longer match the source. `restore()` rebuilds a learner's copy.
 """
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import nbformat
@@ -20,7 +22,9 @@ from lab.config import ROOT
 
 NOTEBOOKS = ROOT / "notebooks"
 SRC = NOTEBOOKS / "src"
+OUTPUTS = ROOT / "instructor" / "outputs"
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+EXECUTE_COMMAND = "python notebooks/_build.py --execute"
 
 
 class LessonError(RuntimeError):
@@ -69,49 +73,32 @@ def build(source: Path, out_dir: Path | None = None) -> Path:
     return target
 
 
-def committed_text(name: str) -> str | None:
-    """`notebooks/{name}` as committed in git's HEAD; None outside a git checkout or if it was never committed."""
-    try:
-        shown = subprocess.run(["git", "show", f"HEAD:notebooks/{name}"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return shown.stdout if shown.returncode == 0 else None
-
-
-def committed(name: str) -> nbformat.NotebookNode | None:
-    text = committed_text(name)
-    return None if text is None else nbformat.reads(text, as_version=4)
-
-
-def stored(name: str) -> nbformat.NotebookNode:
-    """The notebook with the outputs the lesson should reproduce: as committed, else the working copy."""
-    nb = committed(name)
-    if nb is None:
-        path = NOTEBOOKS / name
-        if not path.exists():
-            raise LessonError(f"notebooks/{name} does not exist: run `python notebooks/_build.py --execute`")
-        nb = nbformat.read(path, as_version=4)
-    return nb
+def reference(name: str) -> nbformat.NotebookNode:
+    """The lesson as run on a stack, with the outputs a new run should reproduce."""
+    path = OUTPUTS / name
+    if not path.exists():
+        raise LessonError(f"instructor/outputs/{name} does not exist: run `{EXECUTE_COMMAND} {name[:2]}` on a "
+                          "running stack")
+    return nbformat.read(path, as_version=4)
 
 
 def stage(out_dir: Path, only: list[str] | tuple[str, ...] = ()) -> list[Path]:
-    """Each lesson built from its source into `out_dir`, carrying the stored outputs of the same cells."""
+    """Each lesson built from its source into `out_dir`, carrying the reference outputs of the same cells."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.ipynb"):
         old.unlink()
     written = []
     for source in sources(only):
         nb, name = read_source(source), notebook_name(source)
-        reference = stored(name)
-        if [c.source for c in reference.cells] != [c.source for c in nb.cells]:
-            raise LessonError(f"notebooks/{name} is stale: its cells differ from notebooks/src/{source.name}; "
-                              f"run `python notebooks/_build.py --execute {source.stem[:2]}` on a running stack "
-                              "and commit the notebook")
-        for cell, ref in zip(nb.cells, reference.cells, strict=True):
+        ref = reference(name)
+        if [c.source for c in ref.cells] != [c.source for c in nb.cells]:
+            raise LessonError(f"instructor/outputs/{name} is stale: its cells differ from notebooks/src/"
+                              f"{source.name}; run `{EXECUTE_COMMAND} {source.stem[:2]}` on a running stack "
+                              "and commit instructor/outputs/ and notebooks/")
+        for cell, stored in zip(nb.cells, ref.cells, strict=True):
             if cell.cell_type == "code":
                 # nbval refuses a reference cell with outputs but no execution_count ("Unrun reference cell")
-                cell.outputs, cell.execution_count = ref.get("outputs", []), ref.get("execution_count")
+                cell.outputs, cell.execution_count = stored.get("outputs", []), stored.get("execution_count")
         target = out_dir / name
         nbformat.write(nb, target)
         written.append(target)
@@ -119,18 +106,9 @@ def stage(out_dir: Path, only: list[str] | tuple[str, ...] = ()) -> list[Path]:
 
 
 def restore(only: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """Put lessons back as committed (outputs included), whatever a learner ran or edited in them; a lesson
-    never committed is built from its source. Returns a line per lesson."""
-    lines = []
-    for source in sources(only):
-        name = notebook_name(source)
-        text = committed_text(name)
-        if text is None:
-            build(source)
-            lines.append(f"notebooks/{name}: rebuilt from notebooks/src/{source.name} (no outputs)")
-        else:
-            (NOTEBOOKS / name).write_text(text)
-            lines.append(f"notebooks/{name}: restored as committed")
+    """Put lessons back as shipped, built from their sources (no outputs), whatever a learner ran or edited in
+    them. Returns a line per lesson."""
+    lines = [f"notebooks/{build(source).name}: rebuilt from notebooks/src/{source.name}" for source in sources(only)]
     if lines:
         lines.append("in JupyterLab: close the notebook's tab without saving, or File > Reload Notebook from Disk")
     return lines

@@ -4,7 +4,8 @@ A checker takes the learner's answer (and what the lesson made: a stream id, a p
 `Verdict`: ✓ with what the answer showed, or a hint that names what is wrong and where to look. It never
 raises: an answer of the wrong shape, or a service that does not answer, is a hint too. An untouched
 exercise (its answer still `None`) gets the hint that says what to do, so a lesson run top to bottom, as
-nbval runs it, shows a stable hint instead of failing. The solutions live in `notebooks/solutions/`.
+nbval runs it, shows a stable hint instead of failing. The solutions live in `instructor/solutions/`, outside
+what JupyterLab serves.
 """
 
 from __future__ import annotations

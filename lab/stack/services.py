@@ -234,13 +234,17 @@ def _prometheus_command() -> list[str]:
 
 
 # --- the lab's own processes ------------------------------------------------------------------------
+# What JupyterLab serves: the lessons only. The solutions, the instructor guide and the lessons' reference
+# outputs are in instructor/, outside it (tests/integration/test_served.py lists what is served).
+JUPYTER_ROOT = ROOT / "notebooks"
+
 
 def _jupyter_command() -> list[str]:
     # The token comes from JUPYTER_TOKEN (the service's env), so it is not on a command line `ps` shows.
     # As root (a container, a CI box) Jupyter refuses to start without --allow-root. The settings dir holds
     # overrides.json: no "get notified about Jupyter news?" toast over every lesson, no update checks.
     return [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ip={H}", f"--port={settings.jupyter_port}",
-            f"--ServerApp.root_dir={ROOT / 'notebooks'}", "--ServerApp.open_browser=False",
+            f"--ServerApp.root_dir={JUPYTER_ROOT}", "--ServerApp.open_browser=False",
             f"--LabApp.app_settings_dir={JUPYTER_SETTINGS}",
             *(["--allow-root"] if os.geteuid() == 0 else [])]
 

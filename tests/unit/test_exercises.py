@@ -12,7 +12,7 @@ import pytest
 from lab.config import ROOT
 from lab.exercises import Verdict, checker, l01, l02, l03, l04, l05, l06, l07, l08, l09
 
-SOLUTIONS = ROOT / "notebooks" / "solutions"
+SOLUTIONS = ROOT / "instructor" / "solutions"
 
 
 def solution(lesson: str) -> ModuleType:

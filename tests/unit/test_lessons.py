@@ -1,5 +1,5 @@
-"""The lesson build: sources to notebooks with jupytext, staging for the tests (outputs as committed, stale
-notebooks refused), restoring a learner's copy."""
+"""The lesson build: sources to notebooks with jupytext (a learner's copy has no outputs), staging for the tests
+(the reference outputs of instructor/outputs/, stale references refused), restoring a learner's copy."""
 
 from __future__ import annotations
 
@@ -30,15 +30,16 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "src" / "99_lesson.py").write_text(SOURCE)
     monkeypatch.setattr(lessons, "NOTEBOOKS", tmp_path)
     monkeypatch.setattr(lessons, "SRC", tmp_path / "src")
-    monkeypatch.setattr(lessons, "committed_text", lambda name: None)  # no git here: the working copy counts
+    monkeypatch.setattr(lessons, "OUTPUTS", tmp_path / "outputs")
     return tmp_path
 
 
 def executed(tree: Path) -> nbformat.NotebookNode:
-    nb = nbformat.read(lessons.build(lessons.SRC / "99_lesson.py"), as_version=4)
+    """The lesson as `_build.py --execute` leaves it: run, with outputs, in the reference folder."""
+    nb = nbformat.read(lessons.build(lessons.SRC / "99_lesson.py", lessons.OUTPUTS), as_version=4)
     nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)]
     nb.cells[1].execution_count = 1
-    nbformat.write(nb, tree / "99_lesson.ipynb")
+    nbformat.write(nb, lessons.OUTPUTS / "99_lesson.ipynb")
     return nb
 
 
@@ -51,8 +52,9 @@ def test_build_gives_stable_cells_tags_and_no_outputs(tree: Path) -> None:
     assert "jupytext" not in nb.metadata and nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_stage_carries_the_stored_outputs_whatever_the_learner_did(tree: Path, tmp_path: Path) -> None:
+def test_stage_carries_the_reference_outputs_whatever_the_learner_did(tree: Path, tmp_path: Path) -> None:
     executed(tree)
+    (tree / "99_lesson.ipynb").write_text('{"edited by a learner": true}')
     staged = lessons.stage(tmp_path / "staged")
     nb = nbformat.read(staged[0], as_version=4)
     assert nb.cells[1].outputs[0]["data"]["text/plain"] == "1"
@@ -67,12 +69,17 @@ def test_stage_refuses_a_notebook_stale_against_its_source(tree: Path, tmp_path:
         lessons.stage(tmp_path / "staged")
 
 
-def test_restore_puts_the_committed_copy_back(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    committed = nbformat.writes(executed(tree))
+def test_stage_without_a_reference_says_how_to_make_one(tree: Path, tmp_path: Path) -> None:
+    with pytest.raises(lessons.LessonError, match="_build.py --execute 99"):
+        lessons.stage(tmp_path / "staged")
+
+
+def test_restore_rebuilds_the_learner_copy_without_outputs(tree: Path) -> None:
+    executed(tree)
     (tree / "99_lesson.ipynb").write_text('{"edited by a learner": true}')
-    monkeypatch.setattr(lessons, "committed_text", lambda name: committed)
     lines = lessons.restore(["99"])
-    assert (tree / "99_lesson.ipynb").read_text() == committed and "restored as committed" in lines[0]
+    assert nbformat.read(tree / "99_lesson.ipynb", as_version=4) == lessons.read_source(lessons.SRC / "99_lesson.py")
+    assert "rebuilt" in lines[0]
 
 
 def test_an_unknown_lesson_is_a_clear_error(tree: Path) -> None:
