@@ -158,6 +158,20 @@ class Settings(BaseSettings):
                                  "(transformWithStateInPandas, RocksDB); see lab/streaming/live.py")
     dvr_window_size: int = Field(10, ge=1, le=10_000)
 
+    # --- every live stream ends; going live from a camera or OBS (lab/live_ingest) -------------
+    live_silence_targets: int = Field(15, ge=2, le=1000, description="a live stream with no sign of its "
+                                      "publisher for this many target durations is ended by the pipeline")
+    live_first_chunk_wait_s: float = Field(180.0, gt=0, description="how long a started stream may wait for "
+                                           "its first chunk (time to set up OBS) before it is ended")
+    live_backlog_segments: int = Field(30, ge=1, le=1000, description="segments a publisher keeps while S3 or "
+                                       "Kafka is away; beyond that the oldest is dropped and becomes a gap")
+    rtmp_port: int = Field(1935, ge=1, le=65535)
+    srt_port: int = Field(8890, ge=1, le=65535)
+    live_ingest_port: int = Field(8770, ge=1, le=65535, description="the browser camera's HTTP ingest")
+    live_ingest_resolution: str = Field("640x360", pattern=r"^\d{2,4}x\d{2,4}$")
+    live_ingest_max_piece_bytes: int = Field(2_000_000, ge=10_000, le=50_000_000)
+    live_ingest_max_pieces_per_s: float = Field(10.0, gt=0, le=100)
+
     # --- JupyterLab ----------------------------------------------------------------------------
     jupyter_port: int = Field(8888, ge=1, le=65535)
     jupyter_token: str = "lab-dev-token"

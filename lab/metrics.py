@@ -15,6 +15,11 @@ producer_messages = Counter("producer_messages", "Chunk events published to Kafk
 producer_bytes = Counter("producer_bytes", "Segment bytes uploaded to S3 by the producer", ["stream_type"])
 producer_delivery_failures = Counter("producer_delivery_failures", "Events Kafka finally refused", ["stream_type"])
 live_streams_started = Counter("live_streams_started", "Live streams started by the encoder")
+live_streams_reaped = Counter("live_streams_reaped", "Live streams the pipeline ended for their "
+                              "publisher (silence, or an end Kafka first refused)", ["reason"])
+live_segments_dropped = Counter("live_segments_dropped", "Live segments a publisher dropped from its full "
+                                "backlog (S3 or Kafka away too long): gaps")
+live_segment_retries = Counter("live_segment_retries", "Failed hand-overs of a live segment, retried")
 
 # --- Spark queries --------------------------------------------------------------------------------
 chunks_processed = Counter("chunks_processed", "Chunk events processed", ["stream_type"])

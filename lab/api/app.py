@@ -25,6 +25,7 @@ from lab import metrics, storage, topics
 from lab.api import content, edge, live, play, vod
 from lab.api.health import Health
 from lab.config import settings
+from lab.live_ingest import reaper as live_reaper
 
 log = logging.getLogger(__name__)
 BUCKET_SAMPLE_S = 30   # at least this long between two listings of the buckets
@@ -74,8 +75,11 @@ async def lifespan(app: FastAPI):
     app.state.health = Health()
     app.state.health.start()
     sampler = asyncio.create_task(_sample_buckets())
+    reaper, stop_reaper = live_reaper.start(app.state.producer)  # every started stream ends (its docstring)
     yield
+    stop_reaper.set()
     sampler.cancel()
+    reaper.join(10)
     app.state.health.stop()
     app.state.producer.flush(10)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from lab.events import LIVE_ID
@@ -29,6 +31,9 @@ TITLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters (NUL, CR, LF, ..
 
 class StreamStart(BaseModel):
     title: str | None = Field(None, min_length=1, max_length=200, pattern=TITLE_PATTERN)
+    ingest: Literal["encoder", "rtmp", "srt", "browser"] = Field(
+        "encoder", description="who publishes: the lab's encoder (or a replay), OBS over RTMP or SRT, or the "
+                               "browser camera widget; the ingest service arms a listener for the last three")
 
 
 class StreamStarted(BaseModel):
@@ -36,6 +41,10 @@ class StreamStarted(BaseModel):
     status: str
     title: str
     manifest_path: str
+    ingest: str
+    ingest_key: str = Field(description="this stream's publish key: the RTMP stream key, the SRT passphrase, "
+                                        "the browser ingest's X-Stream-Key; valid until the stream ends")
+    ingest_url: str | None = Field(None, description="where the publisher connects (none for the encoder)")
 
 
 class StreamEnd(BaseModel):
