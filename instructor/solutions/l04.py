@@ -3,7 +3,7 @@
 PREDICTED_RUNGS = ["480p", "360p"]  # at or below the source's 480 lines, highest first; 720p would upscale
 
 
-def ex2_trace(vod_id: str, rung: str, index: int) -> tuple[str, str]:
+def ex1_trace(vod_id: str, rung: str, index: int) -> tuple[str, str]:
     from lab import catalog, storage
 
     key = storage.variant_segment_key(vod_id, rung, index)

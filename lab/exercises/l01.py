@@ -1,20 +1,15 @@
-"""Lesson 01 (Kafka): a key for a given partition; an event fixed after reading its dead letter."""
+"""Lesson 01 (Kafka): a key for a given partition, judged by where Kafka puts it; an event fixed after reading
+its dead letter, judged by the live query recording it."""
 
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Any
 
-from lab.exercises import Verdict, checker, hint, passed, untouched
+from lab.exercises import Verdict, checker, hint, kind, passed, untouched
 
 PROBE_TOPIC = "lab-exercises-keys"  # a topic of its own: a probe never lands among the pipeline's events
-
-
-def predicted_partition(key: str, partitions: int) -> int:
-    """librdkafka's default partitioner (`consistent_random`): CRC-32 of the key, modulo the partition count.
-    (Kafka's Java client uses murmur2 instead: the two put the same key on different partitions.)"""
-    return zlib.crc32(key.encode()) % partitions
+RECORD_TIMEOUT_S = 180.0
 
 
 def landed_partition(key: str, partitions: int) -> int:
@@ -44,30 +39,78 @@ def landed_partition(key: str, partitions: int) -> int:
 @checker
 def key_for_partition(key: Any, target: int, partitions: int) -> Verdict:
     if untouched(key):
-        return hint(f"set MY_KEY to a string that lands on partition {target}. Try some, e.g. in a loop over "
-                    f"f'live-{{i:010d}}' with predicted_partition(key, {partitions}), then run this cell")
+        return hint(f"set MY_KEY to a string that lands on partition {target}: write the partitioner's hash "
+                    f"(CRC-32 of the key's bytes, modulo {partitions}) and try keys such as f'live-{{i:010d}}'")
+    if isinstance(key, bytes):
+        return hint("MY_KEY is bytes: give the str (the producer encodes it), e.g. key.decode()")
     if not isinstance(key, str) or not key:
-        return hint(f"MY_KEY must be a non-empty string (a stream id is one), not {type(key).__name__}")
+        return hint(f"MY_KEY must be a non-empty str (a stream id is one), not {kind(key)}")
     landed = landed_partition(key, partitions)
     if landed != target:
         return hint(f"Kafka put {key!r} on partition {landed}, not {target}: the partition is a hash of the key, "
-                    "so another key gives another partition. Try the next one")
+                    "so another key gives another partition. Check your hash against this one, then try the next")
     return passed(f"Kafka put {key!r} on partition {target}, as the hash said: every event with this key will "
                   "land there, in order")
 
 
-@checker
-def fixed_event(value: Any) -> Verdict:
+def _as_event(value: Any) -> tuple[Any, Verdict | None]:
     from lab import events
+
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
+        return None, hint(f"FIXED is {kind(value)}: the exercise is the JSON a producer sends, so give a dict "
+                          "(the bad event with the fields its reasons ask for)")
+    if not isinstance(value, (dict, str, bytes)):
+        return None, hint(f"FIXED is {kind(value)}: make it a dict, starting from {{'event_type': 'live_chunk'}}")
+    raw = value if isinstance(value, (bytes, str)) else json.dumps(value, default=str)
+    try:
+        return events.decode(raw), None
+    except events.EventError as exc:
+        return None, hint(f"still refused, with the reason {exc.reason!r}: fix that field (the event built "
+                          "earlier in the lesson shows a valid one) and run the cell again")
+
+
+@checker
+def fixed_event(value: Any, stream_id: str, taken: tuple[int, ...] = (0, 1)) -> Verdict:
+    """The fixed event, published for real: ✓ once the live query has recorded its chunk. It must describe
+    a segment already in S3 (upload first, publish second), of the lesson's stream, under a chunk index the
+    lesson has not used (`taken`)."""
+    from lab import catalog, events, media, storage, topics
+    from lab.config import settings
+    from lab.waiting import wait_for
 
     if untouched(value):
         return hint("set FIXED to the event as a dict: start from the bad one and add what the reason asks for")
-    raw = value if isinstance(value, (bytes, str)) else json.dumps(value)
-    try:
-        event = events.decode(raw)
-    except events.EventError as exc:
-        return hint(f"still refused, with the reason {exc.reason!r}: fix that field (lesson 01's `event` shows "
-                    "a valid one) and run the cell again")
+    event, refused = _as_event(value)
+    if refused is not None:
+        return refused
     if event.event_type != "live_chunk":
         return hint(f"valid, but a {event.event_type} event: the live query expects a live_chunk")
-    return passed(f"the live query would accept it: chunk {event.chunk_index} of {event.stream_id}")
+    if event.stream_id != stream_id:
+        return hint(f"the event is for {event.stream_id}; use the lesson's stream, stream_id ({stream_id}): the "
+                    "live query records chunks of streams the API started")
+    if event.chunk_index in taken:
+        return hint(f"chunk {event.chunk_index} of this stream was already published above (copied from "
+                    "`event`?): give yours a new chunk_index and sequence_number, and upload its segment first")
+    if event.object_key != storage.live_chunk_key(stream_id, event.chunk_index):
+        return hint(f"object_key {event.object_key!r}: chunk {event.chunk_index}'s segment belongs at "
+                    f"{storage.live_chunk_key(stream_id, event.chunk_index)!r} (storage.live_chunk_key)")
+    try:
+        data = storage.get_bytes(settings.bucket_live, event.object_key)
+    except Exception as exc:
+        if "NoSuchKey" not in str(exc) and "404" not in str(exc):
+            raise
+        return hint(f"nothing is at {settings.bucket_live}/{event.object_key}: upload the segment first "
+                    "(storage.put_segment), then publish the event that names it")
+    if media.sha256_bytes(data) != event.checksum_sha256 or len(data) != event.size_bytes:
+        return hint("checksum_sha256 and size_bytes must describe the bytes you uploaded (segment.sha256, "
+                    "len(segment.data)): the live query re-hashes them and would refuse the chunk")
+    producer = topics.producer(**{"client.id": "lab-exercises"})
+    topics.publish(producer, settings.live_topic, stream_id, events.encode(event))
+    if producer.flush(30):
+        raise ConnectionError("Kafka did not acknowledge the fixed event within 30 s")
+    doc = wait_for(lambda: catalog.find_by_id(catalog.LIVE, catalog.doc_id(stream_id, event.chunk_index)),
+                   f"the live query to record chunk {event.chunk_index}", timeout=RECORD_TIMEOUT_S, every=1)
+    if not doc.get("checksum_ok"):
+        return hint(f"the live query recorded chunk {event.chunk_index} as bad: {doc.get('reason')}")
+    return passed(f"published, and the live query recorded chunk {event.chunk_index} of {stream_id} "
+                  f"(playlist number {doc.get('playlist_seq')}): the dead letter's reason was the whole bug report")

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from lab.exercises import Verdict, checker, hint, passed, untouched
+from lab.exercises import Verdict, checker, hint, is_int, kind, not_an_int, passed, untouched
 
 UNKNOWN_VOD = "vod-000000000000"
 REQUESTS = {  # what each prediction is about -> how to make that request
@@ -23,10 +23,20 @@ def upload_fixed(response: Any) -> Verdict:
     if untouched(response):
         return hint("run the upload cell first: `attempt` is the API's answer")
     if not isinstance(response, httpx.Response):
-        return hint(f"pass the API's answer (an httpx.Response), not a {type(response).__name__}")
+        return hint(f"pass the API's answer (an httpx.Response, `attempt`), not {kind(response)}")
+    request = response.request
+    if (request.method, request.url.path) != ("POST", "/vod/upload"):
+        return hint(f"that is the answer to {request.method} {request.url.path}: pass the answer to your "
+                    "POST /vod/upload (`attempt`)")
     if response.status_code == 202:
         stream_id = response.json().get("stream_id")
-        return passed(f"202 Accepted: {stream_id} is on its way through the ladder")
+        from lab.apiclient import client
+
+        with client(30) as api:
+            known = api.get(f"/vod/{stream_id}/metadata")
+        if known.status_code != 200:
+            return hint(f"the API answered 202 but knows no {stream_id} ({known.status_code}): tell the instructor")
+        return passed(f"202 Accepted: {stream_id} is {known.json().get('status')}, on its way through the ladder")
     if response.status_code in (401, 403):
         return hint(f"{response.status_code}: {detail(response)}. Use `api` (it sends the key), not a bare httpx")
     return hint(f"refused with {response.status_code}: {detail(response)!r}. The part before the colon names the "
@@ -46,10 +56,14 @@ def actual_codes(api: httpx.Client) -> dict[str, int]:
 @checker
 def predicted_codes(predictions: Any, api: httpx.Client) -> Verdict:
     if not isinstance(predictions, dict) or set(predictions) != set(REQUESTS):
-        return hint("keep PREDICTIONS as given: a dict with one status code per request")
+        return hint("keep PREDICTIONS as given: a dict with one status code per request, under the same three "
+                    "keys")
     if any(untouched(v) for v in predictions.values()):
         return hint("fill in PREDICTIONS: the HTTP status code you expect for each request (an int such as "
                     "200, 202, 401, 403, 404, 409 or 422), then run this cell to see the real ones")
+    for what, said in predictions.items():
+        if not is_int(said):
+            return not_an_int(f"the prediction for {what!r}", said, "404")
     actual = actual_codes(api)
     wrong = {what: (predictions[what], code) for what, code in actual.items() if predictions[what] != code}
     if wrong:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from lab.exercises import Verdict, checker, hint, passed, untouched
+from lab.exercises import Verdict, checker, hint, kind, passed, untouched
 
 
 @checker
@@ -15,18 +15,29 @@ def forged_refused(forged: Any, original: str) -> Verdict:
 
     if untouched(forged):
         return hint("set FORGED to `url` with its `exp` pushed a day later (keep the same sig), using with_query")
-    if not isinstance(forged, str) or urlsplit(forged).path != urlsplit(original).path:
+    if not isinstance(forged, str):
+        return hint(f"FORGED is {kind(forged)}: it is the URL, a str (with_query gives one)")
+    if urlsplit(forged).path != urlsplit(original).path:
         return hint("FORGED must be the same /play/… URL as `url`, with a changed query")
     mine, theirs = parse_qs(urlsplit(forged).query), parse_qs(urlsplit(original).query)
     if mine.get("sig") != theirs.get("sig"):
         return hint("keep the original sig: the point is to change what it signed (exp) without the secret")
     if mine.get("exp") == theirs.get("exp"):
         return hint("change exp: for example int(query['exp'][0]) + 86400")
+    try:
+        pushed = int(mine["exp"][0]) > int(theirs["exp"][0])
+    except (KeyError, ValueError):
+        return hint(f"exp must be a number of seconds since 1970, as in `url`; yours is {mine.get('exp')}")
+    if not pushed:
+        return hint("you moved exp earlier: a URL that has expired is refused for that alone, which proves "
+                    "nothing about the signature. Push it later, as a borrower who wants more time would")
     resp = urls.fetch(forged)
     if resp.status_code == 200:
         return hint("the API accepted a URL whose expiry you changed: that is a security bug, tell the instructor")
     if resp.status_code != 403:
         return hint(f"the API answered {resp.status_code} ({detail(resp)}); a forged URL should get 403")
+    if not detail(resp).startswith("sig"):
+        return hint(f"refused, but for another reason ({detail(resp)}): change only exp, keep everything else")
     return passed(f"refused with 403 ({detail(resp)}): exp is part of what the HMAC signs, so changing it "
                   "without the secret breaks the signature")
 
@@ -36,6 +47,8 @@ def cdn_url_derived(answer: Any, vod_id: str, rung: str, index: int) -> Verdict:
     from lab import storage
     from lab.config import settings
 
+    if not untouched(answer) and not isinstance(answer, str):
+        return hint(f"MY_CDN_URL is {kind(answer)}: it is a URL, a str")
     if untouched(answer):
         return hint(f"set MY_CDN_URL to the CDN URL of segment {index} of the {rung} rendition, from the stream id "
                     "alone (storage.cdn_url and the key functions of lab/storage.py)")

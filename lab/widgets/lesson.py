@@ -28,7 +28,11 @@ def log_path() -> Path:
 
 
 def setup() -> None:
-    """Call once at the top of a lesson: logs to a file, matplotlib inline, readable pandas tables."""
+    """Call once at the top of a lesson: logs to a file, matplotlib inline, readable pandas tables, and the
+    exercises' passes recorded in the state dir (`lab progress`)."""
+    from lab.exercises import progress
+
+    progress.ENABLED = True
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)

@@ -20,7 +20,6 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from lab import events, storage, topics
 from lab.config import settings
 from lab.exercises import l01
-from lab.exercises.l01 import predicted_partition
 from lab.producer.replay import sample_segments
 from lab.widgets import TopicBrowser, group_lag_frame, lesson, topic_frame
 from lab.widgets.kafka import consumer_groups, last_messages
@@ -53,7 +52,7 @@ topic_frame(list(topics.topic_partitions()))
 # ## One chunk event, by hand
 #
 # A live chunk event describes a segment that is **already in S3**: upload first, publish second, so an event
-# never names an object that is not there. We do what the live encoder (`lab/producer/live.py`) does for each
+# never names an object that is not there. We do what the live encoder (`lab/producer/encoder.py`) does for each
 # segment, step by step. First a stream, through the control plane (lesson 02):
 
 # %%
@@ -117,16 +116,16 @@ partition, offset = delivered[0][1], delivered[0][2]
 #
 # ### Your turn 1 · a key for a partition
 #
-# The producer's client library (librdkafka) picks the partition as a hash of the key: CRC-32 of its bytes,
-# modulo the number of partitions (`predicted_partition(key, partitions)`; Kafka's Java client uses another
-# hash, murmur2, so the two clients put one key on different partitions). Find a key, say a made-up stream id,
-# that lands on partition `TARGET`, set `MY_KEY` to it and run the checker: it produces one record with your
-# key to a topic of its own and reads where Kafka put it.
+# The producer's client library (librdkafka) picks the partition as a hash of the key: CRC-32 of its bytes
+# (`zlib.crc32`), modulo the number of partitions (Kafka's Java client uses another hash, murmur2, so the two
+# clients put one key on different partitions). Write that hash as a function, use it to find a key (say a
+# made-up stream id) that lands on partition `TARGET`, set `MY_KEY` to it and run the checker: it produces one
+# record with your key to a topic of its own and reads where Kafka really put it.
 
 # %%
 TARGET = (partition + 1) % settings.live_topic_partitions
 print(f"find a key for partition {TARGET} of {settings.live_topic_partitions}")
-MY_KEY = None  # your turn: e.g. a loop over f"live-{i:010d}" with predicted_partition(key, 6)
+MY_KEY = None  # your turn: e.g. a loop over f"live-{i:010d}" with your hash
 
 # %%
 l01.key_for_partition(MY_KEY, TARGET, settings.live_topic_partitions)
@@ -224,14 +223,16 @@ print("from:  ", letter["source_topic"], "partition", letter["source_partition"]
 # %% [markdown]
 # ### Your turn 2 · fix the bad event
 #
-# The reason names the first field the event lacks. Make `FIXED` an event the live query would accept: add
-# the field the checker's hint names, run the checker, and repeat until it answers ✓ (the event above, `event`,
-# is a valid one to compare with). This is how you read a dead letter in production: its reason says what to
-# fix in the producer.
+# The reason names the first field the event lacks. Make `FIXED` an event the live query accepts, for chunk 2
+# of our stream: add the field the checker's hint names, run the checker, and repeat until it answers ✓ (the
+# event above, `event`, is a valid one to compare with, but chunks 0 and 1 are taken). An event describes a
+# segment already in S3, so upload chunk 2's segment first (`storage.put_segment`, as above). Once the event is
+# valid, the checker publishes it to `live-chunks` and waits for the live query to record your chunk. This is
+# how you read a dead letter in production: its reason says what to fix in the producer.
 
 # %%
 FIXED = None  # your turn: start from {"event_type": "live_chunk"} and add fields
-l01.fixed_event(FIXED)
+l01.fixed_event(FIXED, stream_id)
 
 # %% [markdown]
 # Finally, tidy up: end the stream (lesson 02 explains how) and delete our consumer group.

@@ -191,7 +191,7 @@ l02.predicted_codes(PREDICTIONS, api)
 # API, the API would have to receive the bytes (a megabyte or more each), store them and publish the event:
 # a second network hop for every byte, one more service in the latency budget of every chunk, and one more
 # thing that must scale with the number of streams. So the encoder uploads the bytes to S3 and publishes the
-# event to Kafka itself (`lab/producer/live.py`), with an idempotent producer. The API keeps the
+# event to Kafka itself (`lab/producer/stream.py`), with an idempotent producer. The API keeps the
 # *control* operations, which are rare: start, end, playback URLs. Its `GET /metrics` shows that no chunk
 # passes through it:
 

@@ -184,14 +184,14 @@ print(last.read_text().splitlines()[-1])
 
 # %%
 PREDICTED = None  # your turn: a list of chunk indexes, e.g. [3, 4]
-fresh_seen = []
+fresh_seen = []  # a new, empty checkpoint on every run of this cell
 fresh = (chunk_events.writeStream.queryName("lesson03_fresh")
-         .option("checkpointLocation", str(checkpoint.parent / "fresh-checkpoint"))
+         .option("checkpointLocation", tempfile.mkdtemp(dir=checkpoint.parent, prefix="fresh-checkpoint-"))
          .trigger(availableNow=True)
          .foreachBatch(lambda df, batch_id: fresh_seen.append((batch_id, sorted(r.chunk_index for r in df.collect()))))
          .start())
 fresh.awaitTermination(180)
-l03.fresh_checkpoint_reads(PREDICTED, dict(fresh_seen).get(0, []))
+l03.fresh_checkpoint_reads(PREDICTED, dict(fresh_seen).get(0, []), published=[0, 1, 2, 3, 4])
 
 # %% [markdown]
 # ## The lab's two queries
@@ -222,8 +222,9 @@ print("VOD trigger: ", vod.trigger_options())
 # Spark runs a batch again, with the same rows, when it crashed after the batch's writes but before its
 # commit. `write_batch` below writes each row of a batch into `store` (a dict standing in for the catalog),
 # as a batch function would. As written, a replayed batch leaves duplicates. Change it so that the store ends
-# the same whether a batch ran once or twice, and run the cell: the checker runs batch 0, batch 0 again, then
-# batch 1.
+# the same whether a batch ran once or twice, and run the cell: the checker runs batch 0, batch 0 again,
+# batch 1, then batch 2 with one chunk redelivered (at a new Kafka offset, as a producer's retry would be).
+# The rows come from two streams, and both have a chunk 0, 1, 2…
 
 # %%
 def write_batch(batch_id, rows, store):
@@ -232,8 +233,9 @@ def write_batch(batch_id, rows, store):
 
 
 l03.idempotent_write(write_batch)
-#
-# Their checkpoints are in the stack's state directory, one per query:
+
+# %% [markdown]
+# The lab's queries keep their checkpoints in the stack's state directory, one per query:
 
 # %% tags=["nbval-ignore-output"]
 for query in ("vod", "live"):

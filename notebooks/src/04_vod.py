@@ -201,7 +201,8 @@ with open(clip_480, "rb") as f:
                           files={"file": (clip_480.name, f, "video/mp4")}).json()
 print(f"{answer_480['stream_id']}: the API announced {answer_480['rungs']}")
 l04.predicted_ladder(PREDICTED_RUNGS, answer_480["rungs"], 480)
-#
+
+# %% [markdown]
 # ## Check yourself
 #
 # A real decoder (ffmpeg) plays the signed master playlist to the end, every rendition's playlist is

@@ -4,7 +4,7 @@
 # A live encoder (ffmpeg, in real time: a moving test picture with a clock, and a tone) makes a 2-second
 # segment, uploads it to S3 and publishes its event to Kafka; the Spark live query verifies each segment and
 # rewrites the stream's playlist, a sliding window of the last `DVR_WINDOW_SIZE` segments. In this lesson the
-# encoder of `lab/producer/live.py` runs inside the notebook, so you can break it on purpose.
+# encoder of `lab/producer/encoder.py` (each segment sent by `lab/producer/stream.py`) runs inside the notebook, so you can break it on purpose.
 #
 # **Learning goals**
 # - start a live stream and watch its playlist update: segments appended, the window sliding, the media
@@ -87,13 +87,16 @@ lesson.wait_for(lambda: len(encoder.stream.published) >= 6, "the corrupted segme
 published = encoder.stream.published
 missing = sorted(set(range(published[-1].sequence_number + 1)) - {c.sequence_number for c in published})
 corrupted = [c.sequence_number for c in published if c.corrupted]
-print(f"sequence number(s) never sent: {missing}; segment(s) uploaded corrupted: {corrupted}")
+print(f"{len(missing)} sequence number skipped, {len(corrupted)} segment uploaded corrupted: which ones, you find out")
 
 # %% [markdown]
 # ### Your turn 1 · predict what the recording will miss
 #
 # When the stream ends, its whole recording becomes one VOD playlist. Which chunk numbers will it lack?
-# Write them in `PREDICTED_MISSING` now; the checker runs once the recording exists, further down.
+# Find the skipped and the corrupted segment's numbers (the encoder's `encoder.stream.published` lists what it
+# sent, with a `corrupted` flag; the chunk table below shows what the live query made of it), decide which of
+# them a recording can hold, and write your answer in `PREDICTED_MISSING` now; the checker runs once the
+# recording exists, further down.
 
 # %%
 PREDICTED_MISSING = None  # your turn: a list of chunk numbers
@@ -135,11 +138,13 @@ print("the window is full and sliding: MEDIA-SEQUENCE rose above 0")
 # The window keeps the last `DVR_WINDOW_SIZE` verified segments. Once 12 segments of a stream are verified,
 # what is the playlist's `#EXT-X-MEDIA-SEQUENCE`? Predict it, then run the cell: the checker also looks for that
 # version among the ones the viewer above saw. (To change the window for real: set `DVR_WINDOW_SIZE` in `.env`
-# and restart spark-live, `lab up spark-live` after `lab down`; the viewer then slides by your size.)
+# and restart only spark-live, from a cell: `lesson.stop_service("spark-live")`, then
+# `lesson.start_service("spark-live")`. Not `lab down`: it stops every service, this notebook's JupyterLab and
+# kernel included. The viewer then slides by your size.)
 
 # %%
 PREDICTED_MEDIA_SEQUENCE = None  # your turn: an int
-l05.predicted_media_sequence(PREDICTED_MEDIA_SEQUENCE, 12, settings.dvr_window_size,
+l05.predicted_media_sequence(PREDICTED_MEDIA_SEQUENCE, 12,
                              [(v.media_sequence, v.entries) for v in viewer.versions if not v.ended])
 
 # %% [markdown]
@@ -163,7 +168,7 @@ print(f"final playlist: {len(recorded)} segments, MEDIA-SEQUENCE {final.media_se
 print(f"missing from it: {sorted(set(range(max(recorded) + 1)) - set(recorded))}")
 
 # %%
-l05.predicted_missing(PREDICTED_MISSING, recorded)  # your turn 1, checked
+l05.predicted_missing(PREDICTED_MISSING, recorded, missing, corrupted)  # your turn 1, checked
 
 # %%
 live_player(stream_id)

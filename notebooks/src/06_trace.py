@@ -121,7 +121,7 @@ hops = [
         f"partition {ack['partition']}, offset {ack['offset']}"),
     Hop("3 Kafka → Spark batch → playlist PUT", ack["at"], ms(doc["manifest_updated_at"]),
         f"batch {doc['batch_id']}"),
-    Hop("4 playlist line seen by a poller", ack["at"], t_seen, "GET every 20 ms"),
+    Hop("4 playlist PUT → line seen by a poller", ms(doc["manifest_updated_at"]), t_seen, "GET every 20 ms"),
     Hop("5 player: signed playlist (API)", t_player, t_playlist, f"HTTP {signed.status_code}"),
     Hop("6 player: segment (presigned S3 GET)", t_playlist, t_fetched, f"HTTP {fetched.status_code}"),
 ]
@@ -137,7 +137,8 @@ trace_frame(hops)
 # - **3** is the pipeline's latency: the next micro-batch picks the event up (the live query's trigger is
 #   "as soon as the previous batch ends"), re-checks the segment's SHA-256 against the bytes in S3, and PUTs
 #   the new playlist. `processing_latency_ms` in the chunk document is publish → playlist written.
-# - **4** is what a player would notice: the line is visible as soon as the PUT returns.
+# - **4** is what a player would notice: the line is visible as soon as the PUT returns. (The hops do not
+#   overlap: each starts where the one before it ended, so the longest bar is where the time went.)
 # - **5–6**: the API only signs the playlist; the segment's bytes come straight from S3.
 #
 # The catalog document has no hop of its own. The query writes the playlist first, then inserts the

@@ -167,12 +167,12 @@ MetricCharts(["Live: Chunk Processing Latency", "FastAPI: Response Time"], minut
 # ### Your turn 1 · a rate
 #
 # Write the PromQL that answers: *how many live chunks per second did the pipeline process, averaged over the
-# last minute?* (one number). The checker asks Prometheus for your expression and for its own, at the same
-# instant, and compares.
+# last minute?* (one number). The checker has Prometheus parse your expression and compares its canonical form
+# with the accepted answers (kept as hashes), then shows its value now.
 
 # %%
 LIVE_RATE = None  # your turn: a PromQL string
-l07.promql("live_rate", LIVE_RATE)
+l07.live_rate(LIVE_RATE)
 
 # %% [markdown]
 # ### Your turn 2 · an increase
@@ -182,7 +182,7 @@ l07.promql("live_rate", LIVE_RATE)
 
 # %%
 GAPS_10M = None  # your turn: a PromQL string
-l07.promql("gaps_10m", GAPS_10M)
+l07.gaps_10m(GAPS_10M)
 
 # %% [markdown]
 # ## Check yourself
