@@ -35,9 +35,19 @@ def open_stream(stream_id: str, key: str, ingest: str) -> None:
         upsert=True)
 
 
-def heartbeat(stream_id: str) -> None:
-    """The publisher is alive (no upsert: an entry the reaper already closed stays closed)."""
-    catalog.collection(OPEN).update_one({"_id": stream_id}, {"$set": {"seen_at": catalog.now()}})
+def heartbeat(stream_ids: list[str]) -> None:
+    """These streams' publishers are alive (no upsert: an entry the reaper already closed stays closed). One
+    write for all of them; the `$in` filter scans this small collection only."""
+    catalog.collection(OPEN).update_many({"_id": {"$in": stream_ids}}, {"$set": {"seen_at": catalog.now()}})
+
+
+def claim(stream_id: str, publisher: str) -> bool:
+    """The stream's one publisher arrived; False if another already had (a filter beyond `_id`: a scan of
+    this small collection only)."""
+    result = catalog.collection(OPEN).update_one(
+        {"_id": stream_id, "publisher_at": {"$exists": False}},
+        {"$set": {"publisher_at": catalog.now(), "publisher": publisher}})
+    return result.modified_count == 1
 
 
 def want_end(stream_id: str, reason: str) -> None:

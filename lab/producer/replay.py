@@ -88,9 +88,7 @@ class Replay:
         self.producer = producer or topics.producer(**{"client.id": "lab-live-replay"})
 
     def start_stream(self, title: str | None = None) -> LiveStream:
-        # No heartbeat: a bench's thousands of streams would each write one; the reaper judges them by the
-        # chunks Spark records instead (lab/live_ingest/reaper.py)
-        return LiveStream(start_stream(self.api, title), self.producer, heartbeat=False)
+        return LiveStream(start_stream(self.api, title), self.producer)
 
     def send(self, stream: LiveStream) -> PublishedChunk:
         """The next segment of `stream` (segments are reused in turn)."""

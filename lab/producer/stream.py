@@ -11,9 +11,10 @@ end marker ahead of an undelivered chunk would close the playlist without it.
 S3 or Kafka away for a while (a restart, a blip) does not end the stream: a segment that cannot be handed over
 waits in a bounded backlog (LIVE_BACKLOG_SEGMENTS) and is retried in order, with backoff, by the stream's
 worker thread, and later segments queue behind it (so chunk events stay in sequence order). When the backlog
-is full the oldest waiting segment is dropped: its sequence number becomes a gap, never a crash. The same
-thread sends a heartbeat to the open-stream registry after new segments, so the reaper
-(lab/live_ingest/reaper.py) can tell a publisher that is gone from one that is waiting for S3.
+is full the oldest waiting segment is dropped: its sequence number becomes a gap, never a crash. While a
+`LiveStream` is open its process heartbeats it in the open-stream registry (one write per process for all its
+streams, see Heartbeats), so the reaper (lab/live_ingest/reaper.py) can tell a publisher that is gone (killed,
+its machine off) from one that is waiting for S3 or for Spark.
 """
 
 from __future__ import annotations
@@ -122,6 +123,46 @@ class PublishedChunk:
     gap_before: int
 
 
+class Heartbeats:
+    """The publisher's sign of life for the reaper: every open stream of this process, in one registry write per
+    beat (a replay of a thousand streams writes once, not a thousand times). One daemon thread, started with the
+    first stream. A stream is open from its LiveStream's creation to its end (or close)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[str] = set()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def every_s() -> float:
+        return max(1.0, settings.live_silence_targets * settings.live_segment_seconds / 5)
+
+    def close(self, stream_id: str) -> None:
+        with self._lock:
+            self._open.discard(stream_id)
+
+    def open(self, stream_id: str) -> None:
+        with self._lock:
+            self._open.add(stream_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="live-heartbeats", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.every_s())
+            with self._lock:
+                ids = set(self._open)
+            if ids:
+                try:
+                    registry.heartbeat(sorted(ids))
+                except Exception as exc:  # the catalog away: the reaper cannot read it either; next beat
+                    log.warning("heartbeat of %d live stream(s) failed (%s)", len(ids), exc)
+
+
+HEARTBEATS = Heartbeats()
+
+
 @dataclass(frozen=True)
 class _Pending:
     """A segment captured and not yet handed over (uploaded, then its event produced)."""
@@ -135,13 +176,10 @@ class _Pending:
 
 class LiveStream:
     """Uploads each segment of one stream, then publishes its event; owns the sequence numbers and counts
-    what Kafka acknowledged (delivery reports arrive on whichever thread serves the producer's callbacks).
-
-    `heartbeat=False` leaves the registry alone (the replay bench's thousands of streams: the reaper then
-    judges them by their chunks in the catalog, which Spark writes)."""
+    what Kafka acknowledged (delivery reports arrive on whichever thread serves the producer's callbacks)."""
 
     def __init__(self, stream_id: str, producer: Producer, faults: Faults | None = None, *,
-                 heartbeat: bool = True, backlog: int | None = None):
+                 backlog: int | None = None):
         self.stream_id = stream_id
         self.producer = producer
         self.faults = faults or Faults()
@@ -155,12 +193,9 @@ class LiveStream:
         self._backlog_max = backlog or settings.live_backlog_segments
         self._in_flight: _Pending | None = None
         self._hand_over_lock = threading.Lock()  # one hand-over at a time keeps the events in order
-        self._heartbeat = heartbeat
-        self._beat_wanted = False
         self._closed = threading.Event()
         self._worker: threading.Thread | None = None
-        if heartbeat:
-            self._start_worker()
+        HEARTBEATS.open(stream_id)
 
     def inject_gap(self, size: int = 1) -> None:
         self.faults.inject_gap(size)
@@ -183,7 +218,6 @@ class LiveStream:
                         captured, chunk)
         with self._lock:
             self._backlog.append(item)
-            self._beat_wanted = True
             while len(self._backlog) > self._backlog_max:
                 self._drop_oldest()
         if gap or corrupt:
@@ -250,7 +284,7 @@ class LiveStream:
         metrics.producer_messages.labels(STREAM_TYPE).inc()
         metrics.producer_bytes.labels(STREAM_TYPE).inc(chunk.size_bytes)
 
-    # --- the worker: retries the backlog with backoff, heartbeats the registry -----------------------
+    # --- the worker: retries the backlog with backoff (started on the first failed hand-over) -----------
 
     def _start_worker(self) -> None:
         with self._lock:
@@ -259,25 +293,12 @@ class LiveStream:
                 self._worker.start()
 
     def _work(self) -> None:
-        beat_every = max(1.0, settings.live_silence_targets * settings.live_segment_seconds / 5)
-        next_beat, delay = time.monotonic() + beat_every, RETRY_FIRST_S
-        while not self._closed.is_set():
+        delay = RETRY_FIRST_S
+        while not self._closed.wait(delay):
             if self.backlog():
                 delay = RETRY_FIRST_S if self.drain() else min(RETRY_MAX_S, delay * 2)
-            if self._heartbeat and time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + beat_every
-                self._beat()
-            self._closed.wait(delay if self.backlog() else min(beat_every, max(0.05, next_beat - time.monotonic())))
-
-    def _beat(self) -> None:
-        """A sign of life, only if a segment was captured since the last one: a hung source is silence."""
-        with self._lock:
-            wanted, self._beat_wanted = self._beat_wanted, False
-        if wanted:
-            try:
-                registry.heartbeat(self.stream_id)
-            except Exception as exc:  # the catalog away: the reaper cannot read it either; try next beat
-                log.warning("stream %s: heartbeat failed (%s)", self.stream_id, exc)
+            else:
+                delay = RETRY_FIRST_S
 
     def close(self, wait_s: float = 0.0) -> list[int]:
         """Stop the worker after trying the backlog for up to `wait_s` seconds; what still waits is dropped
@@ -286,6 +307,7 @@ class LiveStream:
         while not self.drain() and time.monotonic() < deadline:
             time.sleep(min(RETRY_MAX_S, max(0.05, deadline - time.monotonic())))
         self._closed.set()
+        HEARTBEATS.close(self.stream_id)
         with self._lock:
             while self._backlog and self._backlog[0] is not self._in_flight:
                 self._drop_oldest()

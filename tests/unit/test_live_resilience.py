@@ -39,7 +39,7 @@ def chunk_numbers(keys: list[str]) -> list[int]:
 
 def test_an_s3_outage_keeps_segments_and_sends_them_in_order_once_back(s3: FlakyS3) -> None:
     producer = FakeProducer("ack")
-    stream = LiveStream("live-0123456789", producer, heartbeat=False, backlog=10)
+    stream = LiveStream("live-0123456789", producer, backlog=10)
     stream.send(SEGMENT, 2000)
     s3.down = True
     for _ in range(4):
@@ -53,7 +53,7 @@ def test_an_s3_outage_keeps_segments_and_sends_them_in_order_once_back(s3: Flaky
 
 
 def test_a_full_backlog_drops_the_oldest_waiting_segment_as_a_gap(s3: FlakyS3) -> None:
-    stream = LiveStream("live-0123456789", FakeProducer("ack"), heartbeat=False, backlog=3)
+    stream = LiveStream("live-0123456789", FakeProducer("ack"), backlog=3)
     s3.down = True
     for _ in range(5):
         stream.send(SEGMENT, 2000)
@@ -65,7 +65,7 @@ def test_a_full_backlog_drops_the_oldest_waiting_segment_as_a_gap(s3: FlakyS3) -
 
 
 def test_closing_with_s3_still_down_names_what_was_lost(s3: FlakyS3) -> None:
-    stream = LiveStream("live-0123456789", FakeProducer("ack"), heartbeat=False)
+    stream = LiveStream("live-0123456789", FakeProducer("ack"))
     stream.send(SEGMENT, 2000)
     s3.down = True
     stream.send(SEGMENT, 2000)
