@@ -182,6 +182,26 @@ def cmd_lessons(args: argparse.Namespace) -> None:
         raise SystemExit(f"lab lessons: {exc}") from None
 
 
+def cmd_progress(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    from lab.exercises import progress
+
+    if args.merge:
+        _print(*progress.merge([Path(p) for p in args.merge]))
+    elif args.json:
+        _print(json.dumps(progress.report(), indent=1))
+    else:
+        _print(*progress.lines(progress.report()))
+
+
+def cmd_sandbox(args: argparse.Namespace) -> None:
+    from lab.exercises import sandbox
+
+    _print(*(sandbox.reset() or ["the sandbox was empty"]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lab", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -238,9 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=_positive(float), default=8.0, help="simulated hours")
     p.add_argument("--speed", type=_positive(float), default=24.0, help="times the producer's rates")
     p.add_argument("--csv", type=Path, default=None, help="where to write every sample (default: state dir)")
-    p = add("lessons", cmd_lessons, "put lesson notebooks back as committed, e.g. `lab lessons restore 04`")
+    p = add("lessons", cmd_lessons, "put lesson notebooks back as shipped, e.g. `lab lessons restore 04`")
     p.add_argument("action", choices=["restore"])
     p.add_argument("lessons", nargs="+", metavar="LESSON", help="lesson numbers (04) or names, or `all`")
+    p = add("progress", cmd_progress, "which exercises passed, per lesson (--json for an instructor)")
+    p.add_argument("--json", action="store_true", help="as JSON, to gather a room's with `lab progress --merge`")
+    p.add_argument("--merge", nargs="+", metavar="FILE", help="a room's `lab progress --json` files, one table")
+    p = add("sandbox", cmd_sandbox, "delete what the build-it exercises made (topics mine-*, collections mine_*)")
+    p.add_argument("action", choices=["reset"])
     return parser
 
 

@@ -29,3 +29,15 @@ def ex2_fixed_event(stream_id: str, segment) -> dict:
             "duration_ms": segment.duration_ms, "keyframe_aligned": segment.keyframe_aligned,
             "audio_track_id": f"audio-{stream_id}", "video_track_id": f"video-{stream_id}",
             "published_at_ms": int(time.time() * 1000)}
+
+
+def ex3_grow(admin, topic: str, partitions: int) -> None:
+    """Add partitions up to a new total, and wait until the broker has them."""
+    from confluent_kafka.admin import NewPartitions
+
+    for future in admin.create_partitions([NewPartitions(topic, partitions)], request_timeout=30).values():
+        future.result()
+
+
+def ex3_moved(keys: list[str], before: int, after: int) -> set[str]:
+    return {key for key in keys if partition_of(key, before) != partition_of(key, after)}

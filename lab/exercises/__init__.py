@@ -21,8 +21,9 @@ P = ParamSpec("P")
 class Verdict:
     """✓ or a hint: HTML in the notebook, one stable line as text (what nbval compares)."""
 
-    def __init__(self, ok: bool, message: str, *, broken: bool = False):
+    def __init__(self, ok: bool, message: str, *, broken: bool = False, table: Any = None):
         self.ok, self.message, self.broken = ok, message, broken
+        self.table = table  # a pandas DataFrame of what the real system did, shown under the verdict
 
     def __bool__(self) -> bool:
         return self.ok
@@ -32,16 +33,17 @@ class Verdict:
 
     def _repr_html_(self) -> str:
         color, mark = ("#1b7f3b", "✓") if self.ok else ("#8a5300", "hint:")
+        table = "" if self.table is None else self.table.to_html(index=False, border=0)
         return (f'<div style="color:{color};font:13px/1.4 system-ui,sans-serif">'
-                f"<b>{mark}</b> {html.escape(self.message)}</div>")
+                f"<b>{mark}</b> {html.escape(self.message)}</div>{table}")
 
 
-def passed(message: str) -> Verdict:
-    return Verdict(True, message)
+def passed(message: str, table: Any = None) -> Verdict:
+    return Verdict(True, message, table=table)
 
 
-def hint(message: str) -> Verdict:
-    return Verdict(False, message)
+def hint(message: str, table: Any = None) -> Verdict:
+    return Verdict(False, message, table=table)
 
 
 def first_line(exc: BaseException) -> str:
@@ -82,6 +84,7 @@ def checker(func: Callable[P, Verdict]) -> Callable[P, Verdict]:
 
     @functools.wraps(func)
     def checked(*args: P.args, **kwargs: P.kwargs) -> Verdict:
+        progress.CALLED.add(lesson)
         try:
             verdict = func(*args, **kwargs)
         except Exception as exc:

@@ -114,3 +114,67 @@ def fixed_event(value: Any, stream_id: str, taken: tuple[int, ...] = (0, 1)) -> 
         return hint(f"the live query recorded chunk {event.chunk_index} as bad: {doc.get('reason')}")
     return passed(f"published, and the live query recorded chunk {event.chunk_index} of {stream_id} "
                   f"(playlist number {doc.get('playlist_seq')}): the dead letter's reason was the whole bug report")
+
+
+GROW_KEYS = [f"live-{i:010d}" for i in range(12)]
+
+
+def _partitions_of(topic: str, keys: list[str]) -> dict[str, int]:
+    """Where Kafka puts each key now: one record per key, by a new producer (fresh partition metadata)."""
+    from lab import topics
+
+    landed: dict[str, int] = {}
+    producer = topics.producer(**{"client.id": "lab-exercises-grow"})
+    for key in keys:
+        producer.produce(topic, key=key.encode(), value=b"probe",
+                         on_delivery=lambda err, msg: err is None and landed.__setitem__(msg.key().decode(),
+                                                                                          msg.partition()))
+    if producer.flush(30) or len(landed) != len(keys):
+        raise ConnectionError(f"Kafka acknowledged {len(landed)} of {len(keys)} probe records")
+    return landed
+
+
+@checker
+def grown(grow: Any, moved: Any, before: int = 3, after: int = 6) -> Verdict:
+    """Build it: `grow(admin, topic, partitions)` adds partitions to a topic of the learner's own (the sandbox),
+    and `moved` predicts which of GROW_KEYS then land elsewhere. Judged by Kafka: the topic's partition count
+    after the learner's code ran, and where the same keys land before and after."""
+    import pandas as pd
+
+    from lab import topics
+    from lab.exercises import call, sandbox
+
+    if untouched(grow) or untouched(moved):
+        return hint("write grow(admin, topic, partitions) with admin.create_partitions and NewPartitions, set "
+                    "MOVED to the keys you expect to move, then run this cell")
+    if not callable(grow):
+        return hint(f"grow is {kind(grow)}: define it as a function, def grow(admin, topic, partitions)")
+    if not isinstance(moved, (set, list, tuple, frozenset)) or not all(
+            isinstance(k, str) for k in moved):
+        return hint(f"MOVED is {kind(moved)}: make it a set of the keys (from KEYS) that you expect to land on "
+                    "another partition, using your hash from Your turn 1")
+    topic = sandbox.topic("grow", before)
+    admin = topics.admin(quiet=True)
+    try:
+        first = _partitions_of(topic, GROW_KEYS)
+        _, broke = call(grow, admin, topic, after, name="grow", case=f"your topic {topic}")
+        if broke is not None:
+            return broke
+        now = len(admin.list_topics(topic, timeout=30).topics[topic].partitions)
+        if now != after:
+            return hint(f"after your grow, {topic} has {now} partitions, not {after}: create_partitions takes the "
+                        "new total (NewPartitions(topic, total)) and returns futures; wait on each .result()")
+        second = _partitions_of(topic, GROW_KEYS)
+    finally:
+        for future in admin.delete_topics([topic], request_timeout=30).values():
+            future.result()
+    actual = {k for k in GROW_KEYS if first[k] != second[k]}
+    table = pd.DataFrame([{"key": k, f"partition of {before}": first[k], f"partition of {after}": second[k],
+                           "moved": k in actual, "you said": k in set(moved)} for k in GROW_KEYS])
+    if set(moved) != actual:
+        return hint(f"your grow worked ({topic} went from {before} to {after} partitions), but {len(actual)} keys "
+                    f"moved and you named {len(set(moved))}, {len(set(moved) ^ actual)} of them wrongly: a key "
+                    "moves when hash % old != hash % new", table)
+    return passed(f"your grow took {topic} from {before} to {after} partitions, and the {len(actual)} keys you named "
+                  "moved: a stream whose key moves has its new events on another partition than its old ones, "
+                  "so its order holds only within each", table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -92,3 +93,96 @@ def run_twice(write_batch: Callable[[int, list, dict], None]) -> dict:
     for _, batch_id, rows in RUNS:
         write_batch(batch_id, [dict(r) for r in rows], store)
     return store
+
+
+OTHER_STREAM = "live-00000000cc"  # a second stream on the learner's topic, with the same chunk indexes
+
+
+def _publish_other_stream(topic: str) -> None:
+    from lab import topics
+
+    producer = topics.producer(**{"client.id": "lab-exercises-l03"})
+    for index in range(3):
+        value = f'{{"event_type": "live_chunk", "stream_id": "{OTHER_STREAM}", "chunk_index": {index}}}'
+        topics.publish(producer, topic, OTHER_STREAM, value.encode())
+    if producer.flush(30):
+        raise ConnectionError("Kafka did not acknowledge the second stream's events within 30 s")
+
+
+@checker
+def replayed_into_catalog(write_chunks: Any, spark: Any, topic: str) -> Verdict:
+    """Build it: `write_chunks(batch_df, batch_id, collection)` is the foreachBatch body of a real query over the
+    learner's topic, writing into a catalog collection of the learner's own (`mine_chunks_…`). The checker runs
+    the query, removes its last batch's commit (a crash after the writes, before the commit), runs it again so
+    Spark replays that batch into the same function, and counts the documents in the real collection."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from lab import catalog
+    from lab.exercises import first_line, sandbox
+    from lab.streaming import session
+
+    if untouched(write_chunks):
+        return hint("write write_chunks(batch_df, batch_id, collection) and run this cell")
+    if not callable(write_chunks) or len(inspect.signature(write_chunks).parameters) != 3:
+        return hint("write_chunks is a function of three arguments: batch_df, batch_id, collection")
+    _publish_other_stream(topic)
+    rows = session.kafka_stream(spark, topic, starting_offsets="earliest").select(
+        F.col("key").cast("string").alias("stream_id"), "offset",
+        F.get_json_object(F.col("value").cast("string"), "$.chunk_index").cast("int").alias("chunk_index"))
+    name = sandbox.collection_name("chunks")
+    collection = catalog.collection(name)
+    calls: list[int] = []
+    chunks: set[tuple[str, int]] = set()
+
+    errors: list[BaseException] = []
+
+    def body(batch_df, batch_id):
+        calls.append(batch_id)
+        chunks.update((r.stream_id, r.chunk_index) for r in batch_df.select("stream_id", "chunk_index").collect())
+        try:
+            write_chunks(batch_df, batch_id, collection)
+        except Exception as exc:  # kept for the hint: Spark's own error wraps it in a JVM traceback
+            errors.append(exc)
+            raise
+
+    checkpoint = Path(tempfile.mkdtemp(prefix="mine-checkpoint-"))
+    try:
+        for run in ("the first run", "the run after the crash"):
+            query = (rows.writeStream.queryName(f"mine_{secrets.token_hex(3)}")
+                     .option("checkpointLocation", str(checkpoint))
+                     .trigger(availableNow=True).foreachBatch(body).start())
+            query.awaitTermination(300)
+            if query.exception() is not None:
+                why = first_line(errors[0]) if errors else first_line(query.exception())[:300]
+                return hint(f"your write_chunks raised {why} in {run}: fix it and run the cell again")
+            if run == "the first run":
+                first = collection.count_documents({})
+                commits = [p for p in (checkpoint / "commits").iterdir() if p.name.isdigit()]
+                last = max(int(p.name) for p in commits)
+                (checkpoint / "commits" / str(last)).unlink()  # the crash: writes done, commit never written
+                (checkpoint / "commits" / f".{last}.crc").unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    if calls.count(last) != 2:
+        return hint(f"Spark ran batch {last} {calls.count(last)} time(s) after its commit was removed: tell the "
+                    "instructor")
+    docs = list(collection.find({}, {"_id": 0}))
+    table = pd.DataFrame(docs).head(20) if docs else None
+    if first < len(chunks):
+        return hint(f"after the first run your collection holds {first} documents for {len(chunks)} distinct "
+                    "chunks of two streams (both have chunks 0, 1, 2): a key of chunk_index alone makes one "
+                    "overwrite the other", table)
+    if len(docs) != len(chunks):
+        return hint(f"your collection held {first} documents after the first run and {len(docs)} after Spark "
+                    f"replayed batch {last}: the replay added them (an event delivered twice adds one too). "
+                    "Write each chunk under an _id made of what identifies it (stream_id and chunk_index), "
+                    "with replace_one(..., upsert=True), so a replay rewrites it", table)
+    return passed(f"Spark replayed batch {last} into your write_chunks and your collection still holds "
+                  f"{len(docs)} documents, one per chunk of each stream: your write is idempotent, in a real "
+                  "query", table)
+

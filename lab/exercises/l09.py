@@ -57,3 +57,47 @@ def cdn_url_derived(answer: Any, vod_id: str, rung: str, index: int) -> Verdict:
         return hint(f"not that one: VOD segments are in the {settings.bucket_vod_variants} bucket, under "
                     "{stream_id}/{rung}/{index}.ts, behind CDN_BASE_URL")
     return passed(f"{answer}: computed without asking the catalog, so an edge can compute it too")
+
+
+@checker
+def signed_by_you(sign: Any, stream_id: str, other_stream_id: str) -> Verdict:
+    """Build it: `sign(stream_id, exp)` is the edge's signer (it shares URL_SIGNING_SECRET with the API). The
+    real API judges the URLs it signs: two expiries of the lesson's stream must play, and its signature of
+    another stream must differ."""
+    import time
+
+    from lab import playback, storage, urls
+    from lab.apiclient import detail
+    from lab.exercises import call
+
+    todo = hint("write sign(stream_id, exp): the HMAC-SHA256 of f'{stream_id}:{exp}' with "
+                "settings.url_signing_secret, as hex, its first 32 digits")
+    if untouched(sign):
+        return todo
+    if not callable(sign):
+        return hint(f"sign is {kind(sign)}: define it as a function, def sign(stream_id, exp)")
+    now = int(time.time())
+    sigs = {}
+    for exp in (now + 600, now + 1200):
+        sig, broke = call(sign, stream_id, exp, name="sign", case=f"({stream_id!r}, {exp})")
+        if broke is not None:
+            return broke
+        if untouched(sig):
+            return todo
+        if not isinstance(sig, str):
+            return hint(f"sign returned {kind(sig)}: return the hex digest as a str (.hexdigest()[:32])")
+        url = playback.playlist_url(stream_id, storage.LIVE_PLAYLIST_NAME, exp, sig)
+        resp = urls.fetch(url)
+        if resp.status_code != 200:
+            same = " (the same as for the other expiry: is exp part of what you sign?)" if sig in sigs.values() else ""
+            return hint(f"the API refused your URL for exp={exp}: {resp.status_code} {detail(resp)}{same}. Sign "
+                        "exactly f'{stream_id}:{exp}', with hmac.new(secret.encode(), msg.encode(), hashlib.sha256), "
+                        "and keep the first 32 hex digits")
+        sigs[exp] = sig
+    theirs, broke = call(sign, other_stream_id, now + 600, name="sign", case="another stream")
+    if broke is not None:
+        return broke
+    if theirs == sigs[now + 600]:
+        return hint("your sign gives another stream the same signature: the stream id must be part of what you sign")
+    return passed(f"the API played both URLs your sign made for {stream_id}: an edge that holds the secret can "
+                  "sign for viewers without asking the API, and nobody without it can")

@@ -59,9 +59,40 @@ def setup() -> None:
     pd.set_option("display.width", 160)
 
 
+class CheckLine:
+    """A "Check yourself" verdict: green once every exercise of the lesson passed, red until then."""
+
+    def __init__(self, message: str, todo: list[str]):
+        self.message, self.todo = message, todo
+
+    def __repr__(self) -> str:
+        if not self.todo:
+            return f"✓ {self.message}"
+        return f"✗ {self.message}; still to pass: {', '.join(self.todo)} (`lab progress` lists them)"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        color = "#1b7f3b" if not self.todo else "#b3261e"
+        return f'<div style="color:{color};font:600 14px/1.4 system-ui,sans-serif">{html.escape(repr(self))}</div>'
+
+
 def ok(message: str) -> None:
-    """The friendly line a "Check yourself" cell ends with."""
-    print(f"✓ {message}")  # noqa: T201 (the one line a learner is meant to read)
+    """The line a "Check yourself" cell ends with: the lesson's own checks held (the cell's asserts); green
+    only once the exercises whose checkers ran in this kernel have passed too."""
+    from lab.exercises import progress
+
+    todo = [f"{lesson[1:]} {m}" for lesson in sorted(progress.CALLED) for m in progress.missing(lesson)]
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display(CheckLine(message, todo))
+            return
+    except ImportError:
+        pass
+    print(repr(CheckLine(message, todo)))  # noqa: T201 (the one line a learner is meant to read)
 
 
 def api(timeout: float = 120.0) -> httpx.Client:

@@ -14,6 +14,11 @@
 #
 # Run the cells from the top (Shift+Enter). Nothing here changes the stack.
 
+# %% [markdown]
+# ![the lab's architecture, with one chunk's path](diagrams/00_architecture.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 from lab.config import settings
 from lab.stack import doctor

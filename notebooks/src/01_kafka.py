@@ -11,11 +11,17 @@
 # - explain why the segment bytes never ride Kafka (and see the limit that enforces it);
 # - see a bad event land in the dead-letter topic instead of vanishing.
 
+# %% [markdown]
+# ![a keyed event on its partition](diagrams/01_kafka.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import json
 import re
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import NewPartitions  # your turn 3 uses it
 
 from lab import events, storage, topics
 from lab.config import settings
@@ -233,6 +239,27 @@ print("from:  ", letter["source_topic"], "partition", letter["source_partition"]
 # %%
 FIXED = None  # your turn: start from {"event_type": "live_chunk"} and add fields
 l01.fixed_event(FIXED, stream_id)
+
+# %% [markdown]
+# ### Your turn 3 · build it: grow a topic of your own
+#
+# A topic that needs more parallelism gets more partitions; Kafka never takes any away. Write `grow`, which
+# adds partitions to a topic (the AdminClient's `create_partitions` with `NewPartitions(topic, new_total)`;
+# it returns futures). The checker runs *your* code on a topic of your own (`mine-grow-…`, deleted afterwards,
+# so a broken `grow` touches nothing else), from 3 partitions to 6, and produces the same 12 keys before and
+# after. Before you run it, predict with your hash from Your turn 1 which of `KEYS` will land on another
+# partition, in `MOVED`. The table under the verdict shows where Kafka put each key.
+
+# %%
+KEYS = l01.GROW_KEYS
+
+
+def grow(admin, topic, partitions):
+    ...  # your turn: admin.create_partitions([NewPartitions(topic, partitions)]), and wait for it
+
+
+MOVED = None  # your turn: the set of keys you expect to move from 3 to 6 partitions
+l01.grown(grow, MOVED)
 
 # %% [markdown]
 # Finally, tidy up: end the stream (lesson 02 explains how) and delete our consumer group.

@@ -12,6 +12,11 @@
 # - start and end a live stream, and see why its end travels through Kafka;
 # - explain why live chunks bypass the API.
 
+# %% [markdown]
+# ![the control plane](diagrams/02_control_plane.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import httpx
 import pandas as pd

@@ -13,6 +13,11 @@
 #   stopped;
 # - find the lab's two queries in the code, their checkpoints on disk, and their Spark UI.
 
+# %% [markdown]
+# ![a micro-batch and its checkpoint](diagrams/03_spark.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import inspect
 import secrets
@@ -233,6 +238,25 @@ def write_batch(batch_id, rows, store):
 
 
 l03.idempotent_write(write_batch)
+
+# %% [markdown]
+# ### Your turn 3 · build it: an idempotent `foreachBatch`, in a real query
+#
+# Now the same idea in a real query, against a real catalog. `write_chunks(batch_df, batch_id, collection)`
+# is the `foreachBatch` body of a query the checker runs over our topic (to which it adds three chunks of a
+# second stream, with the same chunk numbers); `collection` is a MongoDB collection of your own
+# (`mine_chunks_…`: nothing else reads it). The checker runs the query, deletes the last batch's commit file
+# (as a crash between the writes and the commit would leave it), runs it again so Spark replays that batch
+# into your function, and counts the documents. As written, each replay adds documents. Make it idempotent:
+# the table under the verdict shows what the collection holds. `lab sandbox reset` deletes your collections.
+
+# %%
+def write_chunks(batch_df, batch_id, collection):
+    for row in batch_df.select("stream_id", "chunk_index").collect():
+        collection.insert_one({"stream_id": row.stream_id, "chunk_index": row.chunk_index})  # your turn
+
+
+l03.replayed_into_catalog(write_chunks, spark, TOPIC)
 
 # %% [markdown]
 # The lab's queries keep their checkpoints in the stack's state directory, one per query:

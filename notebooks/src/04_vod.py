@@ -13,6 +13,11 @@
 # - play the result inline, with the player switching renditions by itself;
 # - compare the renditions: resolution, codec profile, and the bitrate measured from the segment sizes.
 
+# %% [markdown]
+# ![one segment through the ladder](diagrams/04_vod.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import tempfile
 import time

@@ -14,6 +14,11 @@
 #   in the metrics, and kept out of the playlist;
 # - end the stream and watch live become VOD: `#EXT-X-ENDLIST`, the whole recording, status `vod`.
 
+# %% [markdown]
+# ![a live chunk checked and windowed](diagrams/05_live.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import threading
 

@@ -10,6 +10,11 @@
 # - find the chunk at each hop with what you know about it (`stream_id`, `chunk_index`, the Kafka position);
 # - read a timeline and say where the time goes.
 
+# %% [markdown]
+# ![the six hops of one chunk](diagrams/06_trace.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import time
 

@@ -11,6 +11,11 @@
 # - chart throughput, latency percentiles, gaps, checksum failures and consumer lag: the panels of
 #   `deploy/grafana/dashboards/pipeline.json`.
 
+# %% [markdown]
+# ![from a counter to a chart](diagrams/07_observability.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import threading
 

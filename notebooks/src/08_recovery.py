@@ -19,6 +19,11 @@
 # the stack, every cell that breaks a service starts it again in a `finally`, and the background publisher
 # stops by itself after a few minutes. Run it from the top.
 
+# %% [markdown]
+# ![a crash mid-batch, replayed](diagrams/08_recovery.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import json
 import threading

@@ -13,6 +13,11 @@
 #   playlist a second or two);
 # - derive a CDN URL from a `stream_id` alone, and read the content catalog (`GET /content/{id}`).
 
+# %% [markdown]
+# ![signed URLs in front of private buckets](diagrams/09_read_path.svg)
+#
+# *The part of the lab this lesson takes apart; in orange, one chunk's path, step by step.*
+
 # %%
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -25,6 +30,7 @@ from lab.config import ROOT, settings
 from lab.exercises import l09
 from lab.producer.replay import Replay, sample_segments
 from lab.widgets import lesson
+from lab.widgets.player import play
 
 lesson.setup()
 
@@ -202,6 +208,33 @@ for name, u in derived.items():
 # %%
 MY_CDN_URL = None  # your turn
 l09.cdn_url_derived(MY_CDN_URL, vod_id, "360p", 2)
+
+# %% [markdown]
+# ### Your turn 3 · build it: an edge that signs
+#
+# A CDN in front of private buckets has two jobs: cache the objects, and decide who may fetch them. It cannot
+# ask the API for every viewer, so the CDN's edge holds the same secret and signs (or checks) URLs itself. Be
+# that edge: write `sign(stream_id, exp)`, the HMAC-SHA256 of `f"{stream_id}:{exp}"` keyed with
+# `settings.url_signing_secret` (here the kernel has it, as an edge would; `hmac` and `hashlib` are in the
+# standard library), as hex, its first 32 digits. The checker signs the live stream's playlist for two expiries
+# with your code and has the real API play both, and checks that another stream gets another signature.
+# Once it says ✓, the player below plays a URL only your code signed.
+
+# %%
+def sign(stream_id, exp):
+    ...  # your turn: return the first 32 hex digits of the HMAC-SHA256 of f"{stream_id}:{exp}"
+
+
+verdict = l09.signed_by_you(sign, live_id, other.stream_id)
+verdict
+
+# %%
+edge_exp = int(time.time()) + 600
+if verdict:
+    display(play(playback.playlist_url(live_id, storage.LIVE_PLAYLIST_NAME, edge_exp, sign(live_id, edge_exp)),
+                 label="signed by your edge"))
+else:
+    print("once the checker says ✓, the URL your sign made plays here")
 
 # %% [markdown]
 # ## The content catalog

@@ -11,7 +11,7 @@ import pytest
 
 from lab import catalog
 from lab.config import ROOT, settings
-from lab.exercises import l01, l02, l04, l06, l07, l09
+from lab.exercises import l01, l02, l03, l04, l06, l07, l09
 from lab.producer.replay import Replay, sample_segments
 from lab.waiting import wait_for
 from tests.unit.test_exercises import solution
@@ -19,7 +19,7 @@ from tests.unit.test_exercises import solution
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("stack")]
 
 # the exercises whose wrong answers are banked here, against the real system (numbered as in the lessons)
-BANKED = {"01.1", "01.2", "02.1", "02.2", "04.1", "06.1", "07.1", "07.2", "09.1"}
+BANKED = {"01.1", "01.2", "01.3", "02.1", "02.2", "03.3", "04.1", "06.1", "07.1", "07.2", "09.1", "09.3"}
 
 
 def wrong(verdict, says: str) -> None:
@@ -170,3 +170,84 @@ def test_09_a_forged_url_is_refused(api: httpx.Client, live) -> None:
     other = api.get(f"/streams/{live.stream_id}/live").json()["manifest_url"]
     wrong(l09.forged_refused(url.replace(f"/{live.stream_id}/", "/live-0000000000/"), url), "same /play/")
     assert other
+
+
+# --- the build-it exercises: the learner's code runs in the real system, in the learner's sandbox ----------
+
+def test_01_build_it_grow_a_topic_of_ones_own() -> None:
+    s = solution("l01")
+    moved = s.ex3_moved(l01.GROW_KEYS, 3, 6)
+    verdict = l01.grown(s.ex3_grow, moved)
+    assert verdict, verdict
+    assert verdict.table is not None and set(verdict.table.loc[verdict.table["moved"], "key"]) == moved
+    wrong(l01.grown(lambda admin, topic, partitions: None, moved), "has 3 partitions, not 6")
+    wrong(l01.grown(s.ex3_grow, set(l01.GROW_KEYS) - moved), "wrongly")
+    wrong(l01.grown(lambda admin, topic, partitions: admin.create_partitions([]), moved), "raised")
+    wrong(l01.grown(s.ex3_grow, list(range(3))), "MOVED is a list")
+    from confluent_kafka.admin import NewPartitions
+
+    def by_three(admin, topic, partitions):  # adds 3, as if NewPartitions took the number to add
+        for future in admin.create_partitions([NewPartitions(topic, 3)], request_timeout=30).values():
+            future.result()
+
+    wrong(l01.grown(by_three, moved), "raised")  # Kafka refuses a "new total" below the current count
+
+
+def test_09_build_it_an_edge_that_signs(api: httpx.Client, live) -> None:
+    import hashlib
+    import hmac
+
+    s = solution("l09")
+    other = api.post("/streams/start", json={"title": "exercises: another"}).json()["stream_id"]
+    assert l09.signed_by_you(s.ex3_sign, live.stream_id, other), l09.signed_by_you(s.ex3_sign, live.stream_id, other)
+    url = api.get(f"/streams/{live.stream_id}/live").json()["manifest_url"]
+    copied = parse_qs(urlsplit(url).query)["sig"][0]
+    wrong(l09.signed_by_you(lambda stream_id, exp: copied, live.stream_id, other), "refused your URL")
+    wrong(l09.signed_by_you(lambda stream_id, exp: hmac.new(b"guess", f"{stream_id}:{exp}".encode(),
+                                                            hashlib.sha256).hexdigest()[:32], live.stream_id, other),
+          "refused your URL")
+    wrong(l09.signed_by_you(lambda stream_id, exp: s.ex3_sign(live.stream_id, exp), live.stream_id, other),
+          "another stream the same signature")
+    wrong(l09.signed_by_you(lambda stream_id, exp: s.ex3_sign(stream_id, exp)[:31], live.stream_id, other),
+          "refused your URL")
+    wrong(l09.signed_by_you(lambda stream_id, exp: s.ex3_sign(stream_id, exp).encode(), live.stream_id, other),
+          "bytes")
+    api.post("/streams/end", json={"stream_id": other})
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from lab.widgets import lesson
+
+    session = lesson.spark_session("test-exercises")
+    yield session
+    session.stop()
+
+
+def test_03_build_it_an_idempotent_foreach_batch_in_a_real_query(spark) -> None:
+    from lab.exercises import sandbox
+    from lab.widgets import lesson
+
+    topic = sandbox.topic("test-l03", 3)
+    producer = lesson.producer("test-exercises")
+    for index in range(5):
+        value = f'{{"event_type": "live_chunk", "stream_id": "live-00000000dd", "chunk_index": {index}}}'
+        producer.produce(topic, key=b"live-00000000dd", value=value.encode())
+    assert producer.flush(30) == 0
+
+    def inserts(batch_df, batch_id, collection):
+        for row in batch_df.select("stream_id", "chunk_index").collect():
+            collection.insert_one({"stream_id": row.stream_id, "chunk_index": row.chunk_index})
+
+    def by_chunk_index(batch_df, batch_id, collection):
+        for row in batch_df.select("stream_id", "chunk_index").collect():
+            collection.replace_one({"_id": row.chunk_index}, {"chunk_index": row.chunk_index}, upsert=True)
+
+    try:
+        verdict = l03.replayed_into_catalog(solution("l03").write_chunks, spark, topic)
+        assert verdict and "8 documents" in verdict.message, verdict
+        wrong(l03.replayed_into_catalog(inserts, spark, topic), "the replay added them")
+        wrong(l03.replayed_into_catalog(by_chunk_index, spark, topic), "chunk_index alone")
+        wrong(l03.replayed_into_catalog(lambda df, batch_id, collection: 1 / 0, spark, topic), "ZeroDivisionError")
+    finally:
+        sandbox.reset()

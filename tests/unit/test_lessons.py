@@ -85,3 +85,24 @@ def test_restore_rebuilds_the_learner_copy_without_outputs(tree: Path) -> None:
 def test_an_unknown_lesson_is_a_clear_error(tree: Path) -> None:
     with pytest.raises(lessons.LessonError, match="no lesson matches 42"):
         lessons.sources(["42"])
+
+
+def test_every_lesson_shows_its_diagram_with_one_chunks_path() -> None:
+    """Each lesson 00-09 shows an SVG of the part it takes apart, kept in the repository, up to date with
+    notebooks/diagrams/_draw.py, with one chunk's path drawn on it."""
+    import importlib.util
+    import re
+    import xml.etree.ElementTree as ET
+
+    spec = importlib.util.spec_from_file_location("draw", lessons.NOTEBOOKS / "diagrams" / "_draw.py")
+    draw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(draw)
+    for source in sorted(lessons.SRC.glob("0[0-9]_*.py")):
+        shown = re.findall(r"!\[[^\]]+\]\((diagrams/[\w.]+\.svg)\)", source.read_text())
+        assert shown, f"{source.name} shows no diagram"
+        path = lessons.NOTEBOOKS / shown[0]
+        name = path.stem
+        title, nodes, edges, chunk_path = draw.DIAGRAMS[name]
+        assert path.read_text() == draw.svg(title, nodes, edges, chunk_path), f"run python {draw.__file__}"
+        root = ET.fromstring(path.read_text())
+        assert root.tag.endswith("svg") and chunk_path and f'stroke="{draw.CHUNK}"' in path.read_text()
