@@ -1,39 +1,23 @@
 # The S3 server of the lab: the same pinned SeaweedFS embedded mode builds (lab/stack/tools.py), built with
 # Go from the module proxy. `go install module@version` refuses it (its go.mod has replace directives), so the
-# module is copied out of the module cache and built there, as tools.py does.
+# module is copied out of the module cache and built there, as tools.py does. Builds with the classic builder
+# and with BuildKit: the entrypoint is a committed script (deploy/seaweedfs-s3.sh), not a Dockerfile heredoc.
 FROM golang:1.26.8-bookworm AS build
 # keep in step with [tool.lab.versions] seaweedfs in pyproject.toml (tests/unit/test_compose.py checks)
 ARG SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 WORKDIR /src
+# The download and the build are two layers: the source and its modules stay cached when the build, or
+# another image's build, fails or is cancelled (no BuildKit cache mount needed).
 RUN dir="$(go mod download -json "github.com/seaweedfs/seaweedfs@${SEAWEEDFS_VERSION}" \
         | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" \
-    && cp -r "$dir/." . && chmod -R u+w . \
-    && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/weed ./weed
+    && cp -r "$dir/." . && chmod -R u+w . && go mod download
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/weed ./weed
 
 FROM alpine:3.22
 COPY --from=build /out/weed /usr/local/bin/weed
-# The S3 identity is written at start from S3_ACCESS_KEY / S3_SECRET_KEY (from .env through compose), so no
-# credential is baked into the image.
-COPY --chmod=755 <<'SH' /usr/local/bin/seaweedfs-s3
-#!/bin/sh
-set -eu
-: "${S3_ACCESS_KEY:?S3_ACCESS_KEY is not set}" "${S3_SECRET_KEY:?S3_SECRET_KEY is not set}"
-esc() { printf '%s' "$1" | sed 's/[\\"]/\\&/g'; }
-mkdir -p /data/etc
-cat > /data/etc/s3.json <<JSON
-{"identities": [{"name": "lab",
-  "credentials": [{"accessKey": "$(esc "$S3_ACCESS_KEY")", "secretKey": "$(esc "$S3_SECRET_KEY")"}],
-  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
-JSON
-# The master, volume server and filer serve every object without S3 auth: they listen on this container's
-# loopback only (-ip, -ip.bind), where the S3 gateway in the same process reaches them. Only the S3 gateway
-# (-s3.ip.bind) and the metrics (-metricsIp) listen on the network.
-exec weed server -dir=/data -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.ip.bind=0.0.0.0 -metricsIp=0.0.0.0 \
-  -master.port=9333 -master.volumeSizeLimitMB=256 -master.telemetry=false \
-  -volume.port=8080 -volume.max=0 -filer -filer.port=8888 \
-  -s3 -s3.port=8333 -s3.config=/data/etc/s3.json -s3.port.iceberg=0 -s3.port.lance=0 \
-  -metricsPort=9327 "$@"
-SH
+# (the script's mode is set here: a checkout on Windows or with core.fileMode=false may not keep +x)
+COPY deploy/seaweedfs-s3.sh /usr/local/bin/seaweedfs-s3
+RUN chmod 755 /usr/local/bin/seaweedfs-s3
 VOLUME /data
 EXPOSE 8333 9327
 ENTRYPOINT ["/usr/local/bin/seaweedfs-s3"]

@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from tests.unit.test_compose import ROOT, SERVICES, compose_config
+from tests.unit.test_compose import ROOT, SERVICES, compose_config, compose_source
 
 SECRETS = {"LAB_API_KEY": "test-key-not-committed", "URL_SIGNING_SECRET": "test-signing-not-committed",
            "S3_SECRET_KEY": "test-s3-not-committed", "JUPYTER_TOKEN": "test-token-not-committed",
@@ -103,11 +103,52 @@ def test_lesson_08_prints_the_host_command_then_waits_a_bounded_time():
 
 
 @pytest.mark.parametrize("name", sorted(SECRETS))
-def test_the_container_mode_lesson_run_sets_secrets_of_its_own(name):
-    """tests/containers.env must not trip containers mode's refusal of the secrets committed in .env."""
+def test_the_container_test_sets_secrets_of_its_own(name):
+    """tests/containers/compose.yml gives every lab service secrets that are not .env's committed ones, which
+    containers mode refuses; the s3 service reads S3_SECRET_KEY from tests/containers/test.env."""
+    import yaml
+
     from tests.unit.test_compose import env_file
 
-    values = dict(line.split("=", 1) for line in (ROOT / "tests" / "containers.env").read_text().splitlines()
-                  if line and not line.startswith("#"))
-    assert values["LAB_MODE"] == "containers"
-    assert values[name] and values[name] != env_file()[name]
+    override = yaml.safe_load((ROOT / "tests" / "containers" / "compose.yml").read_text())
+    secrets = override["x-test-secrets"]
+    assert secrets[name] and secrets[name] != env_file()[name]
+    lab_services = {n for n, svc in compose_source()["services"].items() if svc.get("env_file")}
+    assert lab_services and all(override["services"][n]["environment"] == secrets for n in lab_services)
+    test_env = dict(line.split("=", 1) for line in (ROOT / "tests" / "containers" / "test.env").read_text()
+                    .splitlines() if line and not line.startswith("#"))
+    assert test_env["S3_SECRET_KEY"] == secrets["S3_SECRET_KEY"]
+
+
+def test_the_container_test_publishes_ports_of_its_own():
+    """Its host ports collide with none of .env's (a learner's lab) or tests/stack.env's (`make test`)."""
+    from tests.unit.test_compose import env_file
+
+    def ports(path):
+        return {v.split("#")[0].strip() for k, v in (line.split("=", 1) for line in path.read_text().splitlines()
+                                                     if "=" in line and not line.startswith("#"))
+                if k.endswith("_PORT")}
+
+    own = ports(ROOT / "tests" / "containers" / "test.env")
+    published = {k for k in env_file() if k.endswith("_PORT") and "${" + k + "}" in
+                 (ROOT / "docker-compose.yml").read_text()}
+    assert published <= {k for k in (ROOT / "tests" / "containers" / "test.env").read_text().split() if "=" in k
+                         for k in [k.split("=")[0]]}, "every published port set for the test"
+    assert not own & (ports(ROOT / ".env") | ports(ROOT / "tests" / "stack.env"))
+
+
+def test_any_uid_gets_a_passwd_entry_in_the_lab_image():
+    """The JVM reads the user's name and home from /etc/passwd, never $HOME: for the jupyter container's uid (the
+    host's, with no entry in the image) user.home was `?` (Ivy: "basedir must be absolute: ?/.ivy2.5.2/local")
+    and, past that, Hadoop's login failed ("Invalid UID, could not determine effective user"): lesson 03 showed
+    JAVA_GATEWAY_EXITED. The image's entrypoint gives such a uid an entry through nss_wrapper (run for real by
+    `make test-containers`: a SparkSession as uid 4242)."""
+    from tests.unit.test_compose import DEPLOY, dockerfile_instructions
+
+    steps = dockerfile_instructions(DEPLOY / "lab.Dockerfile")
+    assert ("ENTRYPOINT", '["/usr/local/bin/lab-entrypoint"]') in steps
+    assert any(w == "RUN" and "libnss-wrapper" in rest for w, rest in steps)
+    script = (DEPLOY / "lab-entrypoint.sh").read_text()
+    assert 'getent passwd "$uid"' in script and "NSS_WRAPPER_PASSWD" in script and 'exec "$@"' in script
+    assert all(not svc.get("entrypoint") for svc in compose_config()["services"].values()
+               if svc.get("image") == "streaming-lab/lab:0.1.0"), "a service replacing the entrypoint loses it"
