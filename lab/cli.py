@@ -155,6 +155,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from lab.bench.playback import run as bench_playback
 
         bench_playback(clients=args.clients, seconds=args.duration)
+    elif args.what == "glass":
+        from lab.bench.glass import run as bench_glass
+
+        bench_glass(streams=args.streams, seconds=args.duration, resolution=args.resolution)
     elif args.what == "catalog":
         from lab.bench.catalog import run as bench_catalog
 
@@ -240,16 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default=None)
     p.add_argument("--watch", action="store_true", help="follow the status until ready or failed")
     p = add("bench", cmd_bench, "measure the pipeline (prints figures; never pass/fail)")
-    p.add_argument("what", choices=["vod", "live", "playback", "catalog"])
+    p.add_argument("what", choices=["vod", "live", "playback", "catalog", "glass"])
     p.add_argument("--seconds", type=_positive(float), default=30.0, help="vod: clip length")
     p.add_argument("--streams", type=_positive(int), default=1, help="live: concurrent streams")
     p.add_argument("--rate", type=_positive(float), default=0.5, help="live: chunks/s per stream")
-    p.add_argument("--duration", type=_positive(float), default=30.0, help="live: seconds of replay")
+    p.add_argument("--duration", type=_positive(float), default=30.0, help="live: seconds of replay; glass: of playing")
     p.add_argument("--engine", default="spark,plain",
                    help="live: engines side by side: spark (spark-live), plain, executors, statestore (bench apps)")
     p.add_argument("--find-knee", action="store_true", help="live: double the rate until each engine falls behind")
     p.add_argument("--with-vod", action="store_true", help="live: a quiet run, then one beside a VOD upload loop")
     p.add_argument("--clients", type=_positive(int), default=32, help="playback: concurrent viewers")
+    p.add_argument("--resolution", default="640x360", help="glass: the real-time encoders' picture size")
     p.add_argument("--docs", type=_positive(int), default=100_000, help="catalog: filler documents to add")
     p.add_argument("--keep", action="store_true", help="catalog: leave the filler documents in place")
     p.add_argument("--without-index", action="store_true",

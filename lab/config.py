@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     lab_state_dir: Path = Field(ROOT / ".lab" / "state", description="data, logs and pids of one stack")
     lab_tools_dir: Path = Field(ROOT / ".lab" / "tools", description="fetched jars and built binaries")
     lab_services: str = Field(
-        "kafka,s3,catalog,prometheus,api,spark-vod,spark-live,producer,jupyter",
+        "kafka,s3,catalog,prometheus,api,spark-vod,spark-live,producer,live-ingest,jupyter",
         description="services `lab up` starts, in order",
     )
     lab_host: str = "127.0.0.1"
@@ -167,7 +167,7 @@ class Settings(BaseSettings):
                                        "Kafka is away; beyond that the oldest is dropped and becomes a gap")
     rtmp_port: int = Field(1935, ge=1, le=65535)
     srt_port: int = Field(8890, ge=1, le=65535)
-    live_ingest_port: int = Field(8770, ge=1, le=65535, description="the browser camera's HTTP ingest")
+    live_ingest_port: int = Field(8769, ge=1, le=65535, description="the browser camera's HTTP ingest")
     live_ingest_resolution: str = Field("640x360", pattern=r"^\d{2,4}x\d{2,4}$")
     live_ingest_max_piece_bytes: int = Field(2_000_000, ge=10_000, le=50_000_000)
     live_ingest_max_pieces_per_s: float = Field(10.0, gt=0, le=100)

@@ -85,6 +85,9 @@ class LiveChunkEvent(_Event):
     keyframe_aligned: bool
     audio_track_id: str = Field(min_length=1, max_length=128)
     video_track_id: str = Field(min_length=1, max_length=128)
+    # The capture clock of the segment's first frame: its EXT-X-PROGRAM-DATE-TIME, what glass to glass is
+    # measured from. Optional so an older event still plays (its segment then carries no PDT).
+    captured_at_ms: int | None = Field(None, ge=EARLIEST_MS, description="epoch ms of the first frame's capture")
 
 
 class LiveEndEvent(_Event):

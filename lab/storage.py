@@ -26,6 +26,7 @@ LIVE_PLAYLIST = "max-age=2, s-maxage=1"
 
 VOD_MASTER = "vod_manifest.m3u8"
 LIVE_PLAYLIST_NAME = "live_manifest.m3u8"
+RECORDING_NAME = "recording.m3u8"  # a live stream's recording: a VOD playlist of its own (RFC 8216 6.2.1)
 
 
 # --- the key layout: built only from stream_id, rendition and chunk index ---------------------------
@@ -52,6 +53,10 @@ def vod_media_playlist_key(stream_id: str, rung: str) -> str:
 
 def live_playlist_key(stream_id: str) -> str:
     return f"{stream_id}/{LIVE_PLAYLIST_NAME}"
+
+
+def recording_playlist_key(stream_id: str) -> str:
+    return f"{stream_id}/{RECORDING_NAME}"
 
 
 def cdn_url(bucket: str, key: str) -> str:

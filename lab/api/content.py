@@ -28,6 +28,8 @@ def content(stream_id: Annotated[str, Path(pattern=STREAM_ID, description="vod-<
         return {
             "stream_id": stream_id, "title": doc.get("title"), "status": doc["status"], "stream_type": "live",
             "manifest_url": storage.cdn_url(settings.bucket_manifests, storage.live_playlist_key(stream_id)),
+            "recording_url": (storage.cdn_url(settings.bucket_manifests, storage.recording_playlist_key(stream_id))
+                              if doc.get("recording_path") else None),
             "dvr_window_start": doc.get("dvr_window_start"), "latest_chunk": doc.get("latest_chunk"),
             "started_at": doc.get("started_at"), "ended_at": doc.get("ended_at"),
         }

@@ -81,11 +81,16 @@ def live_stream(stream_id: str) -> dict:
 
 @router.get("/{stream_id}/live", response_model=PlaybackUrl)
 def live_url(stream_id: LiveId) -> PlaybackUrl:
-    """Plays the rolling window while live and, after the end, the whole recording (same URL)."""
+    """The live playlist (its rolling window; ENDLIST once ended, RFC 8216 6.2.1) and, once the stream
+    ended, `recording_url`: the whole recording, a VOD playlist at its own URL."""
     doc = live_stream(stream_id)
     url, expires = playback.signed_playlist_url(stream_id, storage.LIVE_PLAYLIST_NAME)
+    recording = None
+    if doc.get("recording_path"):
+        recording, _ = playback.signed_playlist_url(stream_id, storage.RECORDING_NAME)
     return PlaybackUrl(stream_id=stream_id, status=doc["status"], manifest_url=url, expires_at=expires,
-                       cdn_url=storage.cdn_url(settings.bucket_manifests, storage.live_playlist_key(stream_id)))
+                       cdn_url=storage.cdn_url(settings.bucket_manifests, storage.live_playlist_key(stream_id)),
+                       recording_url=recording)
 
 
 @router.get("/{stream_id}/metadata")

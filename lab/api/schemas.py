@@ -24,6 +24,8 @@ class PlaybackUrl(BaseModel):
     manifest_url: str = Field(description="signed playlist URL a player (ffmpeg, hls.js) plays directly")
     expires_at: int = Field(description="epoch seconds after which manifest_url stops working")
     cdn_url: str = Field(description="where a CDN in front of the buckets would serve it")
+    recording_url: str | None = Field(None, description="a live stream that ended: its recording, a VOD "
+                                      "playlist of its own (signed like manifest_url); None while live")
 
 
 TITLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # no control characters (NUL, CR, LF, ...) in a title shown to people

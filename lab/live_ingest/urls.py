@@ -20,8 +20,18 @@ def srt_url(key: str | None = None) -> str:
 
 def pieces_url(stream_id: str) -> str:
     """Where the browser camera widget posts its recording pieces."""
-    return f"http://{settings.lab_public_host}:{settings.live_ingest_port}/ingest/{stream_id}/pieces"
+    return f"{ingest_public_base()}/ingest/{stream_id}/pieces"
 
 
 def publish_url(ingest: str, stream_id: str) -> str | None:
     return {"rtmp": rtmp_server(), "srt": srt_url(), "browser": pieces_url(stream_id)}.get(ingest)
+
+
+def ingest_base() -> str:
+    """The ingest service's HTTP address inside the lab (tests, the kernel)."""
+    return f"http://{settings.lab_host}:{settings.live_ingest_port}"
+
+
+def ingest_public_base() -> str:
+    """The ingest service as a browser reaches it (the camera page, the pieces)."""
+    return f"http://{settings.lab_public_host}:{settings.live_ingest_port}"

@@ -16,7 +16,7 @@ import random
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from confluent_kafka import Producer
 from lab import metrics, topics
 from lab.apiclient import client
 from lab.config import settings
+from lab.events import now_ms
 from lab.media.h264 import first_frame_is_idr
 from lab.media.sources import live_encoder_command
 from lab.producer.stream import Faults, LiveStream, UndeliveredChunks, start_stream
@@ -43,6 +44,7 @@ class EncoderError(RuntimeError):
 class Finished:
     path: Path
     duration_ms: int
+    captured_at_ms: int  # the wall clock of the segment's first frame (its EXT-X-PROGRAM-DATE-TIME)
 
 
 class Ffmpeg:
@@ -59,13 +61,22 @@ class Ffmpeg:
         self.stopping = False
 
     def segments(self) -> Iterator[Finished]:
-        """The segment list arrives on stdout as CSV: `file,start_time,end_time` per finished segment."""
+        """The segment list arrives on stdout as CSV: `file,start_time,end_time` per finished segment.
+
+        The capture clock: with `-re` the source makes the frame at pts t at wall time t0 + t, and the muxer
+        closes a segment when the first frame after its end arrives, so t0 = (when the first row arrived) -
+        its end_time, up to the encoder's own delay (x264 zerolatency: no lookahead). t0 is fixed for the
+        run, so consecutive PROGRAM-DATE-TIMEs differ by exactly their EXTINFs."""
         assert self.proc.stdout is not None
+        origin_ms: float | None = None
         for row in csv.reader(self.proc.stdout):
             if len(row) < 3:
                 continue
+            start, end = float(row[1]), float(row[2])
+            if origin_ms is None:
+                origin_ms = now_ms() - end * 1000
             path = Path(row[0]) if Path(row[0]).is_absolute() else self.out_dir / row[0]
-            yield Finished(path, max(1, round((float(row[2]) - float(row[1])) * 1000)))
+            yield Finished(path, max(1, round((end - start) * 1000)), round(origin_ms + start * 1000))
         code = self.proc.wait()
         if not self.stopping:
             tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-5:])
@@ -90,7 +101,10 @@ class LiveEncoder:
 
     def __init__(self, *, api: httpx.Client | None = None, producer: Producer | None = None,
                  chunks_per_stream: int | None = None, segment_seconds: float | None = None,
-                 resolution: str | None = None, fps: int | None = None, work_dir: Path | None = None):
+                 resolution: str | None = None, fps: int | None = None, work_dir: Path | None = None,
+                 on_segment: Callable[[Finished, bytes], None] | None = None):
+        """`on_segment` sees each segment's bytes as ffmpeg closed it, before it is uploaded (`lab bench
+        glass` serves them straight from a directory: the floor the pipeline is compared with)."""
         self.api = api or client()
         self.producer = producer or topics.producer(**{"client.id": "lab-live-encoder"})
         self.chunks_per_stream = chunks_per_stream or settings.live_chunks_per_stream
@@ -99,6 +113,7 @@ class LiveEncoder:
         self.fps = fps or settings.live_fps
         self.work_dir = work_dir or settings.lab_state_dir / "live-encoder"
         self.faults = Faults()
+        self.on_segment = on_segment
         self.stream: LiveStream | None = None
         self._ffmpeg: Ffmpeg | None = None
         self._lock = threading.Lock()
@@ -159,7 +174,10 @@ class LiveEncoder:
         for segment in self._ffmpeg.segments():
             data = segment.path.read_bytes()
             segment.path.unlink(missing_ok=True)
-            self.stream.send(data, segment.duration_ms, keyframe_aligned=first_frame_is_idr(data))
+            if self.on_segment is not None:
+                self.on_segment(segment, data)
+            self.stream.send(data, segment.duration_ms, captured_at_ms=segment.captured_at_ms,
+                             keyframe_aligned=first_frame_is_idr(data))
             if len(self.stream.published) >= wanted or stop.is_set():
                 break
 

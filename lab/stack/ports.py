@@ -48,6 +48,9 @@ def plan(cfg: Settings = settings) -> dict[str, tuple[str, int]]:
         "producer.metrics": ("producer", cfg.producer_metrics_port),
         "jupyter": ("jupyter", cfg.jupyter_port),
         "supervisor.metrics": (SUPERVISOR, cfg.supervisor_metrics_port),
+        "live-ingest.http": ("live-ingest", cfg.live_ingest_port),
+        "live-ingest.rtmp": ("live-ingest", cfg.rtmp_port),
+        "live-ingest.srt": ("live-ingest", cfg.srt_port),  # UDP: a TCP probe never finds it taken
     }
 
 

@@ -214,6 +214,7 @@ def scrape_targets() -> dict[str, str]:
         "seaweedfs": f"{H}:{settings.seaweed_metrics_port}",
         "prometheus": f"{H}:{settings.prometheus_port}",
         "supervisor": f"{H}:{settings.supervisor_metrics_port}",
+        "live-ingest": f"{H}:{settings.live_ingest_port}",
     }
 
 
@@ -279,6 +280,9 @@ def all_services() -> dict[str, Service]:
         Service("producer", settings.producer_metrics_port, "VOD uploader + live encoder",
                 lambda: _lab("producer"),
                 lambda: _http_ok(f"http://{H}:{settings.producer_metrics_port}/metrics"), infra=False),
+        Service("live-ingest", settings.live_ingest_port, "go live: RTMP/SRT listeners (OBS), the browser camera's "
+                "HTTP ingest", lambda: _lab("live-ingest"),
+                lambda: _http_ok(f"http://{H}:{settings.live_ingest_port}/health"), infra=False),
         Service("jupyter", settings.jupyter_port, "JupyterLab with the lessons", _jupyter_command,
                 lambda: _http_ok(f"http://{H}:{settings.jupyter_port}/api/status?token={settings.jupyter_token}"),
                 env={"JUPYTER_TOKEN": settings.jupyter_token}, infra=False),

@@ -19,7 +19,7 @@ Follow one batch of the driver engine (`process_live_batch`):
   4. decide, per stream: duplicates, gaps, checksum failures, playlist sequence numbers    -> plan_stream (pure)
   5. write ONE playlist per stream (parallel PUTs)                                       write_live_playlists
   6. insert the new chunk documents, then each stream's new state (two inserts)          record_batch
-  7. end markers: the final playlist with #EXT-X-ENDLIST, then status `vod`              finish_stream
+  7. end markers: the recording (VOD), ENDLIST on the live playlist, status `vod`       finish_stream
 
 Where the driver engine's state lives: in the catalog, not in driver memory. After each batch that recorded
 chunks of a stream, its state is inserted as a new version in `live_state`, after the chunk documents it
@@ -39,14 +39,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab import catalog, metrics, storage
 from lab.config import settings
-from lab.streaming import live_io
+from lab.streaming import live_effects, live_io
 from lab.streaming.common import KAFKA_COLUMNS, Received, flush_dead_letters, split_batch
 from lab.streaming.live_io import Known, Stages, read_entries, read_known
 from lab.streaming.live_logic import (
@@ -55,7 +56,6 @@ from lab.streaming.live_logic import (
     StreamPlan,
     StreamState,
     batch_documents,
-    render_playlist,
 )
 from lab.streaming.live_task import Outputs, Summary, fault_point, run_partition
 
@@ -99,8 +99,7 @@ class StateCache:
             known = self.known[plan.after.stream_id]
             known.state = plan.after
             if known.entries is not None:
-                known.entries += [Entry(d.event.chunk_index, d.playlist_seq, d.event.duration_ms)
-                                  for d in plan.chunks if d.action == "playlist" and d.playlist_seq is not None]
+                known.entries += plan.added
 
     def entries(self, stream_id: str) -> list[Entry]:
         known = self.known[stream_id]
@@ -115,27 +114,18 @@ class StateCache:
 
 
 STATES = StateCache()
-VIEWS = live_io.ViewWriter()
+OUTPUTS = Outputs()  # the driver engine writes only the lab's own outputs
+VIEWS = live_effects.views(OUTPUTS)
 
 
 def load_states(stream_ids: Iterable[str]) -> dict[str, StreamState]:
     return STATES.load(stream_ids)
 
 
-def write_live_playlist(state: StreamState) -> datetime:
-    """Write the rolling playlist; returns when it was written (what `processing_latency_ms` measures to)."""
-    text = render_playlist(state.stream_id, state.window, target_duration=state.target_duration,
-                           ended=False, media_sequence=state.media_sequence)
-    storage.put_playlist(settings.bucket_manifests, storage.live_playlist_key(state.stream_id), text,
-                         cache_control=storage.LIVE_PLAYLIST)
-    metrics.playlist_writes.labels("live").inc()
-    return datetime.now(UTC)
-
-
 def write_live_playlists(plans: Iterable[StreamPlan]) -> dict[str, datetime]:
-    changed = [p.after for p in plans if p.window_changed]
-    written = live_io.parallel(write_live_playlist, changed)
-    return {state.stream_id: at for state, at in zip(changed, written, strict=True)}
+    written = live_effects.write_playlists(OUTPUTS, plans)
+    metrics.playlist_writes.labels("live").inc(len(written))
+    return written
 
 
 def record_batch(plans: Sequence[StreamPlan], written: Mapping[str, datetime], batch_id: int) -> None:
@@ -157,27 +147,15 @@ def record_batch(plans: Sequence[StreamPlan], written: Mapping[str, datetime], b
 
 
 def finish_stream(state: StreamState, end: Received) -> None:
-    """The end marker: the whole recording as a finished playlist (immutable), then status `vod`."""
+    """The end marker: the shared end-of-stream write (live_effects.write_final: the recording, ENDLIST on
+    the live playlist, status `vod`; deterministic, so a replay writes the same), then forget the stream."""
     entries = STATES.entries(state.stream_id)
     if [e.playlist_seq for e in entries] != list(range(len(entries))):
         log.error("stream %s: playlist sequence numbers are not contiguous: %s", state.stream_id,
                   [e.playlist_seq for e in entries])
-    text = render_playlist(state.stream_id, entries, target_duration=state.target_duration, ended=True)
-    storage.put_playlist(settings.bucket_manifests, storage.live_playlist_key(state.stream_id), text,
-                         cache_control=storage.IMMUTABLE)
-    metrics.playlist_writes.labels("live_final").inc()
-    VIEWS.discard(state.stream_id)
-    now = catalog.now()
-    # Only this process ends streams, and it skips an end marker once the state says `vod`, so a replay
-    # cannot append a second history entry (a filter on status would cost FerretDB a full scan).
-    catalog.collection(catalog.LIVE).update_one(
-        {"_id": catalog.stream_doc_id(state.stream_id)},
-        {"$set": {**state.view_fields(), "state_version": state.version, "status": "vod", "ended_at": now,
-                  "recorded_chunks": len(entries),
-                  "recorded_duration_s": sum(e.duration_ms for e in entries) / 1000,
-                  "end_published_at_ms": end.event.published_at_ms},
-         "$push": {"status_history": {"status": "vod", "at": now}}})
-    live_io.counted(catalog.LIVE, "update")
+    live_effects.write_final(OUTPUTS, replace(state, status="vod"), entries, end)
+    for kind in live_effects.FINAL_WRITES:
+        metrics.playlist_writes.labels(kind).inc()
     STATES.forget(state.stream_id)
     log.info("stream %s ended: %d segments in the recording", state.stream_id, len(entries))
 

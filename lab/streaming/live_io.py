@@ -239,7 +239,7 @@ def read_entries(collection: str, state: StreamState) -> list[Entry]:
     """Every verified segment of a stream from its chunk documents, by `_id` (the final playlist after a
     restart mid-stream; once per stream, at its end)."""
     ids = [catalog.doc_id(state.stream_id, i) for i in range(state.last_sequence + 1)]
-    projection = {"chunk_index": 1, "playlist_seq": 1, "duration_ms": 1, "in_playlist": 1}
+    projection = {"chunk_index": 1, "playlist_seq": 1, "duration_ms": 1, "captured_at_ms": 1, "in_playlist": 1}
     docs = parallel(lambda i: find_by_id(collection, i, projection), ids)
     return [Entry.from_doc(d) for d in docs if d is not None and d["in_playlist"]]
 

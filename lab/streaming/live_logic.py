@@ -6,8 +6,9 @@ prove it without a stack.
 
 Media sequence numbers: each verified segment gets `playlist_seq` = the number of verified segments before
 it in the stream. The live playlist holds the last DVR_WINDOW_SIZE of them and `#EXT-X-MEDIA-SEQUENCE` is
-the first one's playlist_seq, so it advances by exactly the number of entries that slid out; the final
-playlist starts at 0 with the same numbers. A gap or a corrupted segment consumes no playlist_seq.
+the first one's playlist_seq, so it advances by exactly the number of entries that slid out. At the end the
+live playlist keeps its window and gains ENDLIST (RFC 8216 6.2.1: nothing else may change); the recording is
+a separate VOD playlist from 0 with the same numbers. A gap or a corrupted segment consumes no playlist_seq.
 """
 
 from __future__ import annotations
@@ -31,14 +32,21 @@ class Entry:
     chunk_index: int
     playlist_seq: int
     duration_ms: int
+    captured_at_ms: int | None = None  # the first frame's capture time: EXT-X-PROGRAM-DATE-TIME
 
-    def to_doc(self) -> dict[str, int]:
+    def to_doc(self) -> dict[str, int | None]:
         return {"chunk_index": self.chunk_index, "playlist_seq": self.playlist_seq,
-                "duration_ms": self.duration_ms}
+                "duration_ms": self.duration_ms, "captured_at_ms": self.captured_at_ms}
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Entry:
-        return cls(int(doc["chunk_index"]), int(doc["playlist_seq"]), int(doc["duration_ms"]))
+        captured = doc.get("captured_at_ms")
+        return cls(int(doc["chunk_index"]), int(doc["playlist_seq"]), int(doc["duration_ms"]),
+                   None if captured is None else int(captured))
+
+    @property
+    def program_date_time(self) -> datetime | None:
+        return None if self.captured_at_ms is None else datetime.fromtimestamp(self.captured_at_ms / 1000, UTC)
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,14 @@ class ChunkDecision:
     def event(self) -> events.LiveChunkEvent:
         return self.received.event  # type: ignore[return-value]
 
+    @property
+    def entry(self) -> Entry | None:
+        """Its place in the recording, if it entered the playlist."""
+        if self.action != "playlist" or self.playlist_seq is None:
+            return None
+        e = self.event
+        return Entry(e.chunk_index, self.playlist_seq, e.duration_ms, e.captured_at_ms)
+
 
 @dataclass(frozen=True)
 class StreamPlan:
@@ -121,6 +137,11 @@ class StreamPlan:
         return sum(c.gap_before for c in self.chunks)
 
     @property
+    def added(self) -> list[Entry]:
+        """The segments this batch added to the recording, in order."""
+        return [e for d in self.chunks if (e := d.entry) is not None]
+
+    @property
     def new_chunks(self) -> list[ChunkDecision]:
         return [c for c in self.chunks if c.action != "duplicate"]
 
@@ -133,6 +154,17 @@ class StreamPlan:
 def rounded_seconds(duration_ms: int) -> int:
     """EXTINF rounded to the nearest integer, as RFC 8216 compares it with the target duration."""
     return math.floor(duration_ms / 1000 + 0.5)
+
+
+def compact(entries: Sequence[Entry]) -> list[list[int | None]]:
+    """Recording entries as small JSON rows `[chunk_index, duration_ms, captured_at_ms]` (their playlist_seq
+    is their position); `expand` reads them back, and rows of two (written before PDTs) too."""
+    return [[e.chunk_index, e.duration_ms, e.captured_at_ms] for e in entries]
+
+
+def expand(rows: Iterable[Sequence[int | None]], first_seq: int) -> list[Entry]:
+    return [Entry(int(r[0]), first_seq + n, int(r[1]), None if len(r) < 3 or r[2] is None else int(r[2]))
+            for n, r in enumerate(rows)]
 
 
 def chunk_problem(event: events.LiveChunkEvent) -> str | None:
@@ -191,7 +223,7 @@ def plan_stream(state: StreamState, items: Sequence[Received], verdicts: Mapping
             decisions.append(ChunkDecision(item, "rejected", gap, checksum_ok=False, reason=reason))
             rejected += 1
             continue
-        window.append(Entry(index, count, event.duration_ms))
+        window.append(Entry(index, count, event.duration_ms, event.captured_at_ms))
         target = max(target, rounded_seconds(event.duration_ms))
         decisions.append(ChunkDecision(item, "playlist", gap, playlist_seq=count, checksum_ok=True))
         count += 1
@@ -209,10 +241,20 @@ def segment_uri(stream_id: str, chunk_index: int) -> str:
 
 def render_playlist(stream_id: str, entries: Sequence[Entry], *, target_duration: int, ended: bool,
                     media_sequence: int | None = None) -> str:
-    """A live (rolling) or finished playlist; MEDIA-SEQUENCE is the first entry's playlist_seq."""
+    """The live playlist (rolling; with ENDLIST once the stream ended); MEDIA-SEQUENCE is the first entry's
+    playlist_seq, or `media_sequence` for an empty window."""
     sequence = entries[0].playlist_seq if entries else (media_sequence or 0)
-    items = [(segment_uri(stream_id, e.chunk_index), e.duration_ms / 1000) for e in entries]
-    return hls.live_playlist(items, media_sequence=sequence, target_duration=target_duration, ended=ended)
+    return hls.live_playlist(_items(stream_id, entries), media_sequence=sequence,
+                             target_duration=target_duration, ended=ended)
+
+
+def render_recording(stream_id: str, entries: Sequence[Entry], *, target_duration: int) -> str:
+    """The whole recording as a VOD playlist of its own (never the live playlist's URL: see the module doc)."""
+    return hls.media_playlist(_items(stream_id, entries), target_duration=target_duration)
+
+
+def _items(stream_id: str, entries: Sequence[Entry]) -> list[hls.SegmentSpec]:
+    return [(segment_uri(stream_id, e.chunk_index), e.duration_ms / 1000, e.program_date_time) for e in entries]
 
 
 def state_doc_id(stream_id: str, version: int) -> str:
@@ -231,6 +273,7 @@ def chunk_document(decision: ChunkDecision, after: StreamState, *, written_at: d
         "size_bytes": event.size_bytes, "duration_ms": event.duration_ms,
         "keyframe_aligned": event.keyframe_aligned, "audio_track_id": event.audio_track_id,
         "video_track_id": event.video_track_id, "published_at_ms": event.published_at_ms,
+        "captured_at_ms": event.captured_at_ms,
         "kafka_partition": received.partition, "kafka_offset": received.offset,
         "kafka_timestamp_ms": received.kafka_timestamp_ms, "checksum_ok": decision.checksum_ok,
         "in_playlist": in_playlist, "reason": decision.reason, "gap_before": decision.gap_before,

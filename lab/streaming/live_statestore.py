@@ -3,7 +3,7 @@
 
 Each stream's state lives in the query's state store (RocksDB, checkpointed with the query): a ValueState
 `state` (the `StreamState` as one JSON string: one get and one update per stream per batch, and no schema to
-evolve when a field is added) and a ListState `recording` (chunk_index, duration_ms of every verified
+evolve when a field is added) and a ListState `recording` (chunk_index, duration_ms, captured_at_ms of every verified
 segment; an entry's position is its playlist_seq), read whole only at the end marker, then cleared.
 `handleInputRows` runs on the executors, once per stream and batch: validate (invalid events go to the
 dead-letter topic), plan (`plan_stream`), verify SHA-256, PUT the playlist, insert the chunk and state
@@ -39,6 +39,8 @@ from lab.streaming.live_logic import (
     Entry,
     StreamPlan,
     StreamState,
+    compact,
+    expand,
 )
 from lab.streaming.live_task import Outputs, Summary
 from lab.streaming.plain import Record
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 
 QUERY = "live"  # = live.QUERY: the label of spark_batch_duration_seconds that lab bench and lab soak read
 STATE_SCHEMA = "doc STRING"
-RECORDING_SCHEMA = "chunk_index INT, duration_ms INT"
+RECORDING_SCHEMA = "chunk_index INT, duration_ms INT, captured_at_ms LONG"
 OUTPUT_SCHEMA = "stream_id STRING, summary STRING"
 BATCH_ID = "streaming.sql.batchId"  # the local property Spark sets for every job of a micro-batch
 COUNTS = ("chunks", "gaps", "checksum_failures", "dead_letters", "replayed", "duplicates")
@@ -126,18 +128,16 @@ class LiveStreamProcessor(StatefulProcessor):
             return None
         entries = live_task.read_recording(self.outputs, stored) if stored.state.verified_count else []
         if entries:
-            self.recording.put([(e.chunk_index, e.duration_ms) for e in entries])
+            self.recording.put([tuple(row) for row in compact(entries)])
         return stored.state, True
 
     def save(self, plan: StreamPlan, state: StreamState) -> None:
-        added = [(d.event.chunk_index, d.event.duration_ms) for d in plan.chunks
-                 if d.action == "playlist" and d.playlist_seq is not None]
-        if added:
-            self.recording.appendList(added)
+        if plan.added:
+            self.recording.appendList([tuple(row) for row in compact(plan.added)])
         self.state.update((state_to_json(state),))
 
     def entries(self) -> list[Entry]:
-        return [Entry(int(i), n, int(d)) for n, (i, d) in enumerate(self.recording.get())]
+        return expand(self.recording.get(), 0)
 
     def end(self, state: StreamState) -> None:
         """An ended stream keeps its small state (a stray event is refused), not its recording."""

@@ -29,62 +29,33 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from lab import catalog, metrics, storage
 from lab.config import settings
-from lab.streaming import live_io
+from lab.streaming import live_effects, live_io
 from lab.streaming.common import Received, decode_rows, flush_dead_letters
+from lab.streaming.live_effects import STATE_NAME, Outputs, submit_views, views  # noqa: F401  (re-exported)
 from lab.streaming.live_logic import (
     STREAM_TYPE,
     Entry,
     StreamPlan,
     StreamState,
     batch_documents,
-    render_playlist,
+    compact,
+    expand,
 )
 
 log = logging.getLogger(__name__)
 
 RECORDING_PAGE = 256
-STATE_NAME = "live-state.json"
 FAULT_BEFORE_STATE = "live-crash-before-state"  # fault injection for tests and lesson 08 (see fault_point)
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """Where an engine writes: the lab's own keys and collections (prefix ""), or a bench-only namespace,
-    so a benchmark engine can process the same events beside the running query without touching its
-    playlists, state or documents."""
-
-    prefix: str = ""
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def playlist_key(self, stream_id: str) -> str:
-        return self._key(storage.live_playlist_key(stream_id))
-
-    def state_key(self, stream_id: str) -> str:
-        return self._key(f"{stream_id}/{STATE_NAME}")
-
-    def page_key(self, stream_id: str, page: int) -> str:
-        return self._key(f"{stream_id}/recording/{page}.json")
-
-    @property
-    def chunks(self) -> str:
-        return f"bench_{self.prefix.replace('-', '_')}_live" if self.prefix else catalog.LIVE
-
-    @property
-    def states(self) -> str:
-        return f"{self.chunks}_state" if self.prefix else catalog.LIVE_STATE
 
 
 @dataclass(frozen=True)
@@ -101,7 +72,7 @@ class Stored:
 
     def to_json(self) -> bytes:
         return json.dumps({"stream_id": self.state.stream_id, "status": self.state.status, **self.state.to_doc(),
-                           "page": [[e.chunk_index, e.duration_ms] for e in self.page],
+                           "page": compact(self.page),
                            "partition": self.partition, "offset": self.offset}).encode()
 
     @classmethod
@@ -109,7 +80,7 @@ class Stored:
         doc = json.loads(text)
         state = StreamState.from_doc(stream_id, doc["status"], doc)
         first = state.verified_count - len(doc["page"])
-        page = tuple(Entry(i, first + n, d) for n, (i, d) in enumerate(doc["page"]))
+        page = tuple(expand(doc["page"], first))
         return cls(state, page, int(doc["partition"]), int(doc["offset"]))
 
 
@@ -191,7 +162,7 @@ def write_pages(outputs: Outputs, stream_id: str, entries: Sequence[Entry]) -> N
     """Full recording pages, each an immutable object (rewritten identically by a replay)."""
     for start in range(0, len(entries) - len(entries) % RECORDING_PAGE, RECORDING_PAGE):
         page = entries[start:start + RECORDING_PAGE]
-        body = json.dumps([[e.chunk_index, e.duration_ms] for e in page]).encode()
+        body = json.dumps(compact(page)).encode()
         storage.put(settings.bucket_manifests, outputs.page_key(stream_id, page[0].playlist_seq // RECORDING_PAGE),
                     body, content_type="application/json", cache_control="no-store")
 
@@ -200,15 +171,13 @@ def read_recording(outputs: Outputs, stored: Stored) -> list[Entry]:
     full = (stored.state.verified_count - len(stored.page)) // RECORDING_PAGE
     pages = live_io.parallel(lambda n: json.loads(storage.get_text(
         settings.bucket_manifests, outputs.page_key(stored.state.stream_id, n)) or "[]"), range(full))
-    entries = [Entry(i, n * RECORDING_PAGE + k, d) for n, page in enumerate(pages) for k, (i, d) in enumerate(page)]
+    entries = [e for n, page in enumerate(pages) for e in expand(page, n * RECORDING_PAGE)]
     return entries + list(stored.page)
 
 
 def advance(stored: Stored, plan: StreamPlan, items: Sequence[Received]) -> tuple[Stored, list[Entry]]:
     """The state object after the plan, and the recording pages it closed (to write before it)."""
-    added = [Entry(d.event.chunk_index, d.playlist_seq, d.event.duration_ms)
-             for d in plan.chunks if d.action == "playlist" and d.playlist_seq is not None]
-    recording = list(stored.page) + added
+    recording = list(stored.page) + plan.added
     keep = len(recording) % RECORDING_PAGE  # the open page starts on a page boundary: closed pages are full
     closed, page = recording[: len(recording) - keep], tuple(recording[len(recording) - keep:])
     last = items[-1] if items else None
@@ -282,24 +251,14 @@ def record_plans(outputs: Outputs, plans: Sequence[StreamPlan], batch_id: int, s
 
 
 def write_playlists(outputs: Outputs, plans: Iterable[StreamPlan], summary: Summary) -> dict[str, datetime]:
-    changed = [p.after for p in plans if p.window_changed]
-
-    def write(state: StreamState) -> datetime:
-        text = render_playlist(state.stream_id, state.window, target_duration=state.target_duration,
-                               ended=False, media_sequence=state.media_sequence)
-        storage.put_playlist(settings.bucket_manifests, outputs.playlist_key(state.stream_id), text,
-                             cache_control=storage.LIVE_PLAYLIST)
-        return datetime.now(UTC)
-
-    written = live_io.parallel(write, changed)
-    summary.playlist_writes["live"] += len(changed)
-    return {state.stream_id: at for state, at in zip(changed, written, strict=True)}
+    written = live_effects.write_playlists(outputs, plans)
+    summary.playlist_writes["live"] += len(written)
+    return written
 
 
 def finish_stream(outputs: Outputs, stored: Stored, end: Received, summary: Summary) -> None:
-    """The end marker: the whole recording as a finished playlist (immutable), status `vod`, then the state
-    object says so. Every write here is the same on a replay: the end time is the end marker's Kafka time,
-    and the history entry is added with $addToSet, so a replay cannot append it twice."""
+    """The end marker: the shared end-of-stream write (the recording, ENDLIST, status `vod`; the same bytes
+    and documents on a replay), then the state object says so."""
     state = replace(stored.state, status="vod")
     entries = read_recording(outputs, stored)
     write_final(outputs, state, entries, end, summary)
@@ -309,41 +268,9 @@ def finish_stream(outputs: Outputs, stored: Stored, end: Received, summary: Summ
 
 def write_final(outputs: Outputs, state: StreamState, entries: Sequence[Entry], end: Received,
                 summary: Summary) -> None:
-    """The finished playlist (immutable) and the stream document's `vod` status: the end marker's writes
-    before each engine records its own state (shared with the state-store engine)."""
-    text = render_playlist(state.stream_id, entries, target_duration=state.target_duration, ended=True)
-    storage.put_playlist(settings.bucket_manifests, outputs.playlist_key(state.stream_id), text,
-                         cache_control=storage.IMMUTABLE)
-    summary.playlist_writes["live_final"] += 1
-    views(outputs).discard(state.stream_id)
-    ended_at = datetime.fromtimestamp(end.kafka_timestamp_ms / 1000, UTC)
-    catalog.collection(outputs.chunks).update_one(
-        {"_id": catalog.stream_doc_id(state.stream_id)},
-        {"$set": {**state.view_fields(), "state_version": state.version, "status": "vod", "ended_at": ended_at,
-                  "recorded_chunks": len(entries),
-                  "recorded_duration_s": sum(e.duration_ms for e in entries) / 1000,
-                  "end_published_at_ms": end.event.published_at_ms},
-         "$addToSet": {"status_history": {"status": "vod", "at": ended_at}}},
-        upsert=bool(outputs.prefix))
-    live_io.counted(outputs.chunks, "update")
-
-
-_VIEWS: dict[Outputs, live_io.ViewWriter] = {}
-_VIEWS_LOCK = threading.Lock()
-
-
-def views(outputs: Outputs) -> live_io.ViewWriter:
-    with _VIEWS_LOCK:
-        return _VIEWS.setdefault(outputs, live_io.ViewWriter(outputs.chunks, outputs.states))
-
-
-def submit_views(outputs: Outputs, plans: Iterable[StreamPlan], written: dict[str, datetime]) -> None:
-    for plan in plans:
-        if plan.new_chunks and plan.end is None:
-            fields = {**plan.after.view_fields(), "state_version": plan.after.version}
-            if plan.after.stream_id in written:
-                fields["manifest_updated_at"] = written[plan.after.stream_id]
-            views(outputs).submit(plan.after.stream_id, fields)
+    """The shared end-of-stream write (live_effects.write_final), counted in the task's summary."""
+    live_effects.write_final(outputs, state, entries, end)
+    summary.playlist_writes.update(live_effects.FINAL_WRITES)
 
 
 def observe(summary: Summary, plans: Iterable[StreamPlan], written: dict[str, datetime]) -> None:

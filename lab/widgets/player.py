@@ -56,7 +56,8 @@ def vod_player(stream_id: str, *, height: int = 360) -> Player | HTMLDisplay:
 
 
 def live_player(stream_id: str, *, height: int = 360) -> Player | HTMLDisplay:
-    """The live playlist (`GET /streams/{id}/live`): the rolling window while live, the recording after."""
+    """`GET /streams/{id}/live`: the live playlist while live; once ended, its recording (`recording_url`, a
+    VOD playlist of its own: the live playlist only gains ENDLIST, RFC 8216 6.2.1)."""
     return _player(f"/streams/{stream_id}/live", lambda answer: f"{stream_id} ({answer['status']})", height)
 
 
@@ -65,7 +66,7 @@ def _player(path: str, label: Callable[[dict], str], height: int) -> Player | HT
         answer = _signed(path)
     except Exception as exc:
         return error(exc)
-    return Player(answer["manifest_url"], label=label(answer), height=height)
+    return Player(answer.get("recording_url") or answer["manifest_url"], label=label(answer), height=height)
 
 
 def play(src: str, *, label: str = "", height: int = 360) -> Player:

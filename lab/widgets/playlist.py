@@ -112,7 +112,9 @@ class PlaylistViewer(LabWidget):
             window = "no segments yet"
         else:
             window = f"{current.entries} segment(s): chunks {current.first_chunk}–{current.last_chunk}"
-        state = ("<b style='color:#2e7d32'>#EXT-X-ENDLIST: finished, the whole recording</b>" if current.ended
+        ending = (f"the stream ended; its recording is a playlist of its own, {esc(storage.RECORDING_NAME)}"
+                  if self.name == storage.LIVE_PLAYLIST_NAME else "complete")
+        state = (f"<b style='color:#2e7d32'>#EXT-X-ENDLIST: {ending}</b>" if current.ended
                  else "live: the window slides as chunks arrive")
         slid = ""
         if previous and previous is not current:

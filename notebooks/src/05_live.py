@@ -12,7 +12,8 @@
 # - play it live, inline;
 # - inject a gap (a sequence number that never arrives) and a corrupted segment, and see both caught: counted
 #   in the metrics, and kept out of the playlist;
-# - end the stream and watch live become VOD: `#EXT-X-ENDLIST`, the whole recording, status `vod`.
+# - end the stream and watch live become VOD as RFC 8216 §6.2.1 allows: `#EXT-X-ENDLIST` on the live playlist,
+#   the whole recording as a VOD playlist of its own, status `vod`.
 
 # %% [markdown]
 # ![a live chunk checked and windowed](diagrams/05_live.svg)
@@ -156,20 +157,31 @@ l05.predicted_media_sequence(PREDICTED_MEDIA_SEQUENCE, 12,
 # ## Live becomes VOD
 #
 # After its last segment the encoder calls `POST /streams/end`. The end marker reaches the live query after
-# every chunk of the stream (same partition), and the query writes the whole recording as one playlist,
-# `MEDIA-SEQUENCE` 0 and `#EXT-X-ENDLIST` at the end, with `Cache-Control: immutable`; then it sets
-# status `vod`. The viewer above stops refreshing once it sees `ENDLIST`; the same player URL now plays the
-# recording from the start.
+# every chunk of the stream (same partition). What may the query do to the live playlist now? RFC 8216
+# §6.2.1 allows a server exactly four changes to a Media Playlist a player may be polling: **append** segments,
+# **remove segments from the head**, **increment** `MEDIA-SEQUENCE` (by the number removed), and finally add
+# `#EXT-X-ENDLIST`. Rewinding `MEDIA-SEQUENCE` to 0 and putting the slid-out segments back is none of them: a
+# player that keeps polling would see sequence numbers go backwards, and is entitled to break.
+#
+# So the live playlist keeps its last window and only gains `#EXT-X-ENDLIST`. The whole recording is a separate
+# VOD playlist at its own URL, `recording.m3u8` (`MEDIA-SEQUENCE` 0, `PLAYLIST-TYPE:VOD`, immutable), written
+# first; then status `vod`, and the stream document (`recording_path`), `GET /streams/{id}/live`
+# (`recording_url`) and `GET /content/{id}` say where the recording is. The viewer above stops refreshing once
+# it sees `ENDLIST`; the player below plays the recording from the start.
 
 # %%
 stream_id_done = running.join(timeout=180)
 doc = lesson.wait_for(lambda: (d := catalog.stream_doc(catalog.LIVE, stream_id)) and d["status"] == "vod" and d,
                       "status vod", timeout=120)
 lesson.wait_for(lambda: viewer.refresh() and viewer.ended, "ENDLIST in the viewer", timeout=30)
-final = m3u8.loads(read_playlist(stream_id))
+last_live = m3u8.loads(read_playlist(stream_id))
+final = m3u8.loads(read_playlist(stream_id, "recording.m3u8"))
 recorded = [int(s.uri.rsplit("/", 1)[1].removesuffix(".ts")) for s in final.segments]
-print("status:", " → ".join(h["status"] for h in doc["status_history"]))
-print(f"final playlist: {len(recorded)} segments, MEDIA-SEQUENCE {final.media_sequence}, ENDLIST {final.is_endlist}")
+print("status:", " → ".join(h["status"] for h in doc["status_history"]), "· recording:", doc["recording_path"])
+print(f"live playlist at the end: MEDIA-SEQUENCE {last_live.media_sequence}, {len(last_live.segments)} segments, "
+      f"ENDLIST {last_live.is_endlist}")
+print(f"recording: {len(recorded)} segments, MEDIA-SEQUENCE {final.media_sequence}, "
+      f"PLAYLIST-TYPE {final.playlist_type}, ENDLIST {final.is_endlist}")
 print(f"missing from it: {sorted(set(range(max(recorded) + 1)) - set(recorded))}")
 
 # %%
@@ -276,6 +288,8 @@ assert gaps >= 1 and bad >= 1, "both faults were counted"
 assert max(v.entries for v in live_versions) == settings.dvr_window_size, "the window never grew past its size"
 assert max(v.media_sequence for v in live_versions) > 0, "the window slid"
 assert final.is_endlist and final.media_sequence == 0 and doc["status"] == "vod"
+assert last_live.is_endlist and last_live.media_sequence == max(v.media_sequence for v in viewer.versions), \
+    "RFC 8216 6.2.1: the live playlist only gained ENDLIST; its media sequence never went back"
 assert not set(missing + corrupted) & set(recorded), "neither the lost nor the bad segment is in the recording"
 assert len(recorded) == CHUNKS - len(corrupted), "every good segment is in the recording"
 lesson.ok(f"the live window slid, the gap and the bad segment were caught and kept out, and the {len(recorded)} "
@@ -300,6 +314,7 @@ lesson.ok(f"the live window slid, the gap and the bad segment were caught and ke
 # In this lesson:
 # - the live query verifies each segment and rewrites a sliding window playlist; MEDIA-SEQUENCE counts what slid out;
 # - a gap and a corrupted segment are counted and kept out of the playlist;
-# - the end marker turns live into VOD: the whole recording, `#EXT-X-ENDLIST`, status `vod`.
+# - the end marker turns live into VOD: the live playlist only gains `#EXT-X-ENDLIST` (§6.2.1), the whole
+#   recording is its own VOD playlist, status `vod`.
 #
 # **Next:** [06 · Trace one chunk](06_trace.ipynb)

@@ -257,7 +257,7 @@ l08.proof(nothing_lost, indexes, last)
 # %% [markdown]
 # And the playlist: every version the viewer saw gave each segment one media sequence number, which never
 # changed from one version to the next (a player reloading it would never skip or repeat a segment), and the
-# final one lists every chunk.
+# recording (`recording.m3u8`, the VOD playlist written at the end) lists every chunk.
 
 # %%
 numbers, consistent = {}, True
@@ -265,10 +265,10 @@ for version in viewer.versions:
     if not version.ended:
         for offset, chunk in enumerate(version.chunks):
             consistent &= numbers.setdefault(chunk, version.media_sequence + offset) == version.media_sequence + offset
-final = m3u8.loads(storage.get_text(settings.bucket_manifests, storage.live_playlist_key(stream_id)))
+final = m3u8.loads(storage.get_text(settings.bucket_manifests, storage.recording_playlist_key(stream_id)))
 recorded = [int(s.uri.rsplit("/", 1)[1].removesuffix(".ts")) for s in final.segments]
 print("media sequence numbers consistent across the versions seen:", consistent)
-print(f"final playlist: ENDLIST {final.is_endlist}, every chunk once: {recorded == list(range(last + 1))}")
+print(f"recording: ENDLIST {final.is_endlist}, every chunk once: {recorded == list(range(last + 1))}")
 
 # %% [markdown]
 # ## 3 · Kill the VOD job in the middle of a transcode

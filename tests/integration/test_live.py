@@ -18,7 +18,7 @@ import m3u8
 import pytest
 from confluent_kafka import Consumer, Message
 
-from lab import catalog, events, media, storage, topics
+from lab import catalog, events, hls, media, storage, topics
 from lab.bench.live import scrape_spark_live
 from lab.config import settings
 from lab.producer.encoder import LiveEncoder
@@ -41,6 +41,13 @@ def metric(name: str, **labels: str) -> float:
 
 def playlist(stream_id: str) -> m3u8.M3U8:
     return m3u8.loads(storage.get_text(settings.bucket_manifests, storage.live_playlist_key(stream_id)) or "")
+
+
+def recording(stream_id: str) -> m3u8.M3U8:
+    """The recording: a VOD playlist of its own, written at the end (the live playlist only gains ENDLIST)."""
+    text = storage.get_text(settings.bucket_manifests, storage.recording_playlist_key(stream_id))
+    assert text is not None, f"{stream_id} has no recording.m3u8"
+    return m3u8.loads(text)
 
 
 def chunk_doc(stream_id: str, index: int) -> dict | None:
@@ -82,25 +89,16 @@ class PlaylistRecorder:
                 self.versions.append(m3u8.loads(text))
                 last = text
 
-    def assert_continuous(self, window: int) -> None:
-        """Never more than `window` entries, no URI twice, every URI keeps one media sequence number,
-        and the media sequence advances by exactly the number of entries dropped (counting those that
-        were added and slid out between two polls, which happens when a batch catches up a backlog)."""
-        numbers: dict[str, int] = {}
-        previous: m3u8.M3U8 | None = None
-        for version in (v for v in self.versions if not v.is_endlist):  # the recording is checked apart
-            uris = [s.uri for s in version.segments]
-            first = version.media_sequence or 0
-            assert len(uris) <= window, f"{len(uris)} entries in a window of {window}"
-            assert len(set(uris)) == len(uris), f"duplicated URI in {uris}"
-            for offset, uri in enumerate(uris):
-                assert numbers.setdefault(uri, first + offset) == first + offset, f"{uri} changed its number"
-            if previous is not None and previous.segments and version.segments:
-                before = previous.media_sequence or 0
-                dropped = [s.uri for s in previous.segments if s.uri not in uris]
-                unseen = max(0, first - (before + len(previous.segments)))  # added and dropped unseen
-                assert first - before == len(dropped) + unseen, f"media sequence {before} -> {first}"
-            previous = version
+    def assert_rfc8216_reloads(self, window: int) -> None:
+        """RFC 8216 6.2.1 on every pair of versions seen, the ENDLIST one included (hls.reload_violations:
+        only appends, removals from the head with MEDIA-SEQUENCE incremented to match, then ENDLIST), never
+        more than `window` entries, and every segment with its PROGRAM-DATE-TIME."""
+        for before, after in zip(self.versions, self.versions[1:], strict=False):
+            problems = hls.reload_violations(before, after)
+            assert not problems, f"{before.dumps()}\n-> {after.dumps()}\n{problems}"
+        for version in self.versions:
+            assert len(version.segments) <= window, f"{len(version.segments)} entries in a window of {window}"
+            assert all(s.program_date_time for s in version.segments), "a live segment without PROGRAM-DATE-TIME"
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +146,8 @@ def test_real_live_stream_plays_while_live_and_after_its_end(api):
         stop.set()
         thread.join(timeout=30)
 
-    recorder.assert_continuous(settings.dvr_window_size)
+    recorder.assert_rfc8216_reloads(settings.dvr_window_size)
+    assert recorder.versions[-1].is_endlist, "the poller saw the live playlist end"
     live_versions = [v for v in recorder.versions if not v.is_endlist]
     assert max(len(v.segments) for v in live_versions) == settings.dvr_window_size
     # The window slid (assert_continuous checked each step). Not asserted: that the last live version shows
@@ -159,14 +158,18 @@ def test_real_live_stream_plays_while_live_and_after_its_end(api):
 
     doc = wait_vod(stream_id)
     assert [h["status"] for h in doc["status_history"]] == ["live", "vod"] and doc["ended_at"]
-    final = playlist(stream_id)
-    assert final.is_endlist and final.media_sequence == 0
+    assert doc["recording_path"] == f"{settings.bucket_manifests}/{storage.recording_playlist_key(stream_id)}"
+    final = recording(stream_id)
+    assert final.is_endlist and final.media_sequence == 0 and final.playlist_type == "vod"
     assert [s.uri for s in final.segments] == [chunk_uri(stream_id, i) for i in range(ENCODER_CHUNKS)]
-    key = storage.live_playlist_key(stream_id)
-    head = storage.s3().head_object(Bucket=settings.bucket_manifests, Key=key)
-    assert head["CacheControl"] == storage.IMMUTABLE
-    url = api.get(f"/streams/{stream_id}/live").json()["manifest_url"]
-    media.decode_check(url)  # the whole recording, now VOD, from the same URL
+    captured = [s.program_date_time for s in final.segments]
+    assert all(captured) and captured == sorted(captured), "the recording keeps each segment's capture time"
+    for key in (storage.live_playlist_key(stream_id), storage.recording_playlist_key(stream_id)):
+        head = storage.s3().head_object(Bucket=settings.bucket_manifests, Key=key)
+        assert head["CacheControl"] == storage.IMMUTABLE
+    answer = api.get(f"/streams/{stream_id}/live").json()
+    assert api.get(f"/content/{stream_id}").json()["recording_url"].endswith(storage.recording_playlist_key(stream_id))
+    media.decode_check(answer["recording_url"])  # the whole recording, now VOD, at its own URL
 
 
 # --- faults: a gap and a corrupted segment -----------------------------------------------------------
@@ -203,7 +206,7 @@ def test_corrupted_segment_is_counted_and_kept_out_of_the_playlist(replay):
     assert live.media_sequence == 0 and chunk_doc(stream.stream_id, 2)["playlist_seq"] == 1
     replay.end(stream)
     wait_vod(stream.stream_id)
-    final = playlist(stream.stream_id)
+    final = recording(stream.stream_id)
     assert final.is_endlist
     assert [s.uri for s in final.segments] == [chunk_uri(stream.stream_id, i) for i in (0, 2)]
 
@@ -240,7 +243,7 @@ def test_spark_restart_mid_stream_keeps_every_chunk_once_and_the_playlist_contin
     assert [d["playlist_seq"] for d in docs] == list(range(last + 1))
     assert doc["missing_total"] == 0 and doc["recorded_chunks"] == last + 1
     recorder.assert_continuous(settings.dvr_window_size)
-    final = playlist(stream.stream_id)
+    final = recording(stream.stream_id)
     assert final.is_endlist and [s.uri for s in final.segments] == [
         chunk_uri(stream.stream_id, i) for i in range(last + 1)]
 
@@ -284,7 +287,7 @@ def test_job_killed_between_the_playlist_and_the_state_write_restarts_to_the_sam
     counts = [v["verified_count"] for v in sorted(versions, key=lambda v: v["version"])]
     assert counts == sorted(set(counts)) and counts[-1] == 8, f"state versions {counts}"
     assert [h["status"] for h in doc["status_history"]] == ["live", "vod"] and doc["recorded_chunks"] == 8
-    final = playlist(sid)
+    final = recording(sid)
     assert final.is_endlist and [s.uri for s in final.segments] == [chunk_uri(sid, i) for i in range(8)]
 
 
@@ -327,7 +330,7 @@ def test_replayed_batch_after_a_partial_write_records_every_chunk_once(api, repl
     assert playlist(stream_id).dumps() == first
     replay.end(replay_stream)
     wait_vod(stream_id)
-    final = playlist(stream_id)
+    final = recording(stream_id)
     assert final.is_endlist and [s.uri for s in final.segments] == [chunk_uri(stream_id, i) for i in range(4)]
 
 

@@ -126,7 +126,9 @@ def test_statestore_engine_restarted_with_a_replayed_batch_records_every_chunk_o
     assert all(d["gap_before"] == 0 and d["checksum_ok"] for d in docs)
     doc = catalog.stream_doc(outputs.chunks, sid)
     assert doc["status"] == "vod" and doc["recorded_chunks"] == 6 and len(doc["status_history"]) == 1
-    final = playlist(outputs, sid)
-    assert final.is_endlist and final.media_sequence == 0 and [s.uri for s in final.segments] == uris(sid, range(6))
+    last = playlist(outputs, sid)
+    assert last.is_endlist and last.media_sequence == 0 and [s.uri for s in last.segments] == uris(sid, range(6))
+    final = m3u8.loads(storage.get_text(settings.bucket_manifests, outputs.recording_key(sid)) or "")
+    assert final.is_endlist and final.playlist_type == "vod" and [s.uri for s in final.segments] == uris(sid, range(6))
     state = live_statestore.read_states(spark, checkpoint)[sid]
     assert (state.status, state.verified_count, state.last_sequence) == ("vod", 6, 5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from lab import hls
@@ -102,6 +104,51 @@ def test_live_target_duration_compares_with_rounded_durations() -> None:
 def test_empty_live_window_is_a_valid_playlist() -> None:
     parsed = hls.parse(hls.live_playlist([], media_sequence=0, target_duration=2.0, ended=False))
     assert parsed.target_duration == 2 and not parsed.segments and not parsed.is_endlist
+
+
+def test_live_segments_carry_their_program_date_time() -> None:
+    t0 = datetime(2026, 12, 2, 18, 0, 0, 250_000, tzinfo=UTC)
+    window = [(uri, d, t0 + timedelta(seconds=2 * n)) for n, (uri, d) in enumerate(WINDOW)]
+    text = hls.live_playlist(window, media_sequence=5, target_duration=2, ended=False)
+    assert "#EXT-X-PROGRAM-DATE-TIME:2026-12-02T18:00:00.250+00:00" in text
+    assert [s.program_date_time for s in hls.parse(text).segments] == [w[2] for w in window]
+
+
+def test_a_program_date_time_needs_a_time_zone() -> None:
+    with pytest.raises(ValueError, match="program_date_time"):
+        hls.live_playlist([("0.ts", 2.0, datetime(2026, 1, 1))], media_sequence=0, target_duration=2, ended=False)
+
+
+# --- RFC 8216 6.2.1: what a reload may change ------------------------------------------------------------
+
+def _window(first: int, last: int, ended: bool = False, *, media_sequence: int | None = None):
+    entries = [(f"{i}.ts", 2.0, datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=2 * i))
+               for i in range(first, last + 1)]
+    return hls.parse(hls.live_playlist(entries, media_sequence=first if media_sequence is None else media_sequence,
+                                       target_duration=2, ended=ended))
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ((0, 2), (0, 3)),            # appended
+    ((0, 2), (1, 4)),            # removed from the head, appended
+    ((0, 2), (7, 9)),            # versions missed in between
+    ((3, 5), (3, 5, True)),      # ENDLIST added
+    ((3, 5, True), (3, 5, True)),
+])
+def test_what_a_reload_may_change(before, after) -> None:
+    assert hls.reload_violations(_window(*before), _window(*after)) == []
+
+
+def test_a_reload_that_rewinds_to_the_whole_recording_breaks_the_rule() -> None:
+    """What the lab did before: at the end, MEDIA-SEQUENCE 0 and every segment back at the live URL."""
+    problems = hls.reload_violations(_window(5, 9), _window(0, 9, ended=True))
+    assert problems and "went back" in problems[0]
+
+
+def test_changes_other_than_append_and_head_removal_are_named() -> None:
+    assert hls.reload_violations(_window(0, 3), _window(0, 2))  # removed from the tail
+    assert hls.reload_violations(_window(0, 3), _window(1, 4, media_sequence=0))  # renumbered
+    assert "after EXT-X-ENDLIST" in hls.reload_violations(_window(0, 3, ended=True), _window(0, 4, ended=True))[0]
 
 
 # --- master playlist ---------------------------------------------------------------------------------

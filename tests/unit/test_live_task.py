@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pymongo.errors import BulkWriteError
 
-from lab import catalog, events, storage
+from lab import catalog, events, hls, storage
+from lab.config import settings
 from lab.streaming import live_io, live_task
 from lab.streaming.common import Received
 from lab.streaming.live_logic import StreamState
@@ -152,6 +153,24 @@ def test_a_crash_at_any_write_then_the_replay_leaves_what_an_uninterrupted_run_l
                                                 + [catalog.stream_doc_id(SID)])
     final = objects[storage.live_playlist_key(SID)].decode()
     assert final.count(".ts") == 8 and "#EXT-X-ENDLIST" in final
+    recording = hls.parse(objects[storage.recording_playlist_key(SID)].decode())
+    assert recording.playlist_type == "vod" and recording.media_sequence == 0 and len(recording.segments) == 8
+    assert docs[catalog.LIVE][catalog.stream_doc_id(SID)]["recording_path"].endswith(
+        storage.recording_playlist_key(SID))
+
+
+def test_the_end_only_adds_endlist_to_the_live_playlist(monkeypatch):
+    """RFC 8216 6.2.1 across the end: the last live version -> the ended one is a legal reload, even when the
+    window has slid (the recording is a playlist of its own)."""
+    monkeypatch.setattr(live_io, "settings", settings.model_copy(update={"dvr_window_size": 3}))
+    world = World(monkeypatch)
+    run(world, BATCHES[:2])
+    live = hls.parse(world.objects[storage.live_playlist_key(SID)].decode())
+    run(world, BATCHES[2:])
+    ended = hls.parse(world.objects[storage.live_playlist_key(SID)].decode())
+    assert live.media_sequence == 4 and not live.is_endlist
+    assert ended.is_endlist and ended.media_sequence == 5, "the window slid by the last chunk, then ENDLIST"
+    assert hls.reload_violations(live, ended) == []
 
 
 def test_a_crash_after_the_state_write_replays_nothing_and_reads_no_catalog(monkeypatch):
