@@ -23,7 +23,7 @@ def ex2_fixed_event(stream_id: str, segment) -> dict:
     from lab.config import settings
 
     key = storage.live_chunk_key(stream_id, 2)
-    storage.put_segment(settings.bucket_live, key, segment.data, segment.sha256)
+    storage.put_segment(settings.bucket_live, key, segment.data, segment.sha256)  # upload first
     return {"event_type": "live_chunk", "stream_id": stream_id, "chunk_index": 2, "sequence_number": 2,
             "object_key": key, "checksum_sha256": segment.sha256, "size_bytes": len(segment.data),
             "duration_ms": segment.duration_ms, "keyframe_aligned": segment.keyframe_aligned,
