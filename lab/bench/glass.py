@@ -212,7 +212,7 @@ def run(streams: int = 1, seconds: float = 60.0, resolution: str = "640x360") ->
     for v in viewers:
         _out(_row(v, floor_g.get(50)))
     _out(f"  load average (1 min): {load_before:.1f} before, {load_after:.1f} after; "
-         f"{os.cpu_count()} cores; {streams} encoder(s) + the lab's own producer")
+         f"{os.cpu_count()} cores; {streams} encoder(s) beside whatever else runs on this machine")
 
 
 def _wait(predicate: Any, what: str, timeout: float) -> Any:
