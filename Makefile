@@ -14,20 +14,32 @@ STAGE_LESSONS = $(VENV)/bin/python notebooks/_build.py --stage
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 .PHONY: test-containers lab test setup down status ui reset restore-lesson lint containers-up containers-down containers-restart containers-reset containers-status containers-logs
 
-$(VENV)/.installed: pyproject.toml
+# A room bundle (`lab bundle`): `make lab BUNDLE=lab-bundle-linux-amd64.tar` installs the venv and every tool from
+# it with no network. It is unpacked and verified against its manifest by the standard library alone, before the
+# venv exists (lab/stack/bundle.py).
+BUNDLE ?=
+BUNDLE_DIR := .lab/bundle
+PIP_SOURCE := $(if $(BUNDLE),--no-index --find-links $(BUNDLE_DIR)/wheels)
+SETUP_ARGS := $(if $(BUNDLE),--bundle $(BUNDLE_DIR))
+
+$(BUNDLE_DIR)/.unpacked: $(BUNDLE)
+	@$(PYTHON) lab/stack/bundle.py unpack $(BUNDLE) $(BUNDLE_DIR)
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(if $(BUNDLE),$(BUNDLE_DIR)/.unpacked)
 	@echo "  · creating $(VENV) and installing the lab package (once)"
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
 	@$(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/pip install --quiet --upgrade pip
-	@$(VENV)/bin/pip install --quiet --progress-bar off -e '.[dev]'
+	@$(if $(BUNDLE),,$(VENV)/bin/pip install --quiet --upgrade pip)
+	@$(VENV)/bin/pip install --quiet --progress-bar off $(PIP_SOURCE) -e '.[dev]'
 	@touch $@
 
 setup: $(VENV)/.installed
-	@$(LAB) setup
+	@$(LAB) setup $(SETUP_ARGS)
 
 lab: $(VENV)/.installed
 	@$(LAB) doctor  # the preflight: stops here, with the fixes, before anything is built
-	@$(LAB) setup
+	@$(LAB) setup $(SETUP_ARGS)
 	@$(LAB) up --ui-map
 
 test: $(VENV)/.installed

