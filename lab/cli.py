@@ -151,6 +151,18 @@ def cmd_producer(args: argparse.Namespace) -> None:
     producer_main(vod=not args.no_vod, live=not args.no_live)
 
 
+def cmd_live_ingest(args: argparse.Namespace) -> None:
+    from lab.live_ingest.service import main as ingest_main
+
+    ingest_main(args.host)
+
+
+def cmd_live(args: argparse.Namespace) -> None:
+    from lab.live_ingest.obs import obs_settings, start
+
+    _print(*obs_settings(start(args.protocol, args.title)))
+
+
 def cmd_upload(args: argparse.Namespace) -> None:
     from lab.producer.upload import upload_cli
 
@@ -262,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("producer", cmd_producer, "run the VOD uploader and the live encoder (foreground)")
     p.add_argument("--no-vod", action="store_true")
     p.add_argument("--no-live", action="store_true")
+    p = add("live-ingest", cmd_live_ingest, "run the ingest service: RTMP/SRT listeners, browser camera (foreground)")
+    p.add_argument("--host", default=None, help="bind address (containers: 0.0.0.0)")
+    p = add("live", cmd_live, "go live yourself: `lab live ingest` starts a stream and prints what to type into OBS")
+    p.add_argument("action", choices=["ingest"])
+    p.add_argument("--protocol", choices=["rtmp", "srt"], default="rtmp")
+    p.add_argument("--title", default=None)
     p = add("upload", cmd_upload, "upload a video file for VOD and follow it to ready")
     p.add_argument("file")
     p.add_argument("--title", default=None)

@@ -276,7 +276,7 @@ class LiveStream:
             stream_id=self.stream_id, chunk_index=seq, sequence_number=seq, object_key=key,
             checksum_sha256=item.digest, size_bytes=chunk.size_bytes, duration_ms=chunk.duration_ms,
             keyframe_aligned=item.keyframe_aligned, audio_track_id=f"audio-{self.stream_id}",
-            video_track_id=f"video-{self.stream_id}",
+            video_track_id=f"video-{self.stream_id}", captured_at_ms=item.captured_at_ms,
             published_at_ms=events.now_ms())
         with self._lock:  # before the produce: its delivery report may arrive before produce returns
             self.published.append(chunk)
