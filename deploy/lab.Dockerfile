@@ -45,9 +45,14 @@ COPY lab ./lab
 RUN pip install --no-deps -e . && mkdir -p notebooks data .lab/state && chown -R lab /app
 # The Kafka connector for the installed pyspark, fetched from Maven Central by the function embedded set-up
 # uses (Ivy, shipped with pyspark); the jars pyspark already has are left out. LAB_MODE=embedded for this
-# one step only: it needs no secrets. The jars are named in LAB_SPARK_JARS (lab/streaming/session.py).
-RUN LAB_MODE=embedded python -c "from lab.stack.tools import fetch_spark_kafka_jars as f; print(*f(), sep='\n')"
+# one step only: it needs no secrets. The jars are named in LAB_SPARK_JARS (lab/streaming/session.py). Ivy's
+# download cache (140 MB: every jar it resolved, pyspark's own included) goes with the step.
+RUN LAB_MODE=embedded python -c "from lab.stack.tools import fetch_spark_kafka_jars as f; print(*f(), sep='\n')" \
+    && rm -rf /root/.ivy2*
 # keep in step with pyspark in pyproject.toml (tests/unit/test_compose.py checks the version)
+# The worker's work dir: Spark's default is inside site-packages/pyspark, which uid lab cannot write
+# (AccessDeniedException .../pyspark/work seen at the first `make test-containers`).
+ENV SPARK_WORKER_DIR=/var/lib/lab/spark-work
 ENV LAB_SPARK_JARS=/opt/lab-tools/spark-sql-kafka-4.2.0/spark-sql-kafka-0-10_2.13-4.2.0.jar,/opt/lab-tools/spark-sql-kafka-4.2.0/spark-token-provider-kafka-0-10_2.13-4.2.0.jar,/opt/lab-tools/spark-sql-kafka-4.2.0/kafka-clients-3.9.2.jar,/opt/lab-tools/spark-sql-kafka-4.2.0/commons-pool2-2.13.1.jar
 RUN for jar in $(echo "$LAB_SPARK_JARS" | tr ',' ' '); do \
       test -f "$jar" || { echo "LAB_SPARK_JARS names $jar, which the resolver did not fetch" >&2; exit 1; }; \
