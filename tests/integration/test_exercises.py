@@ -113,7 +113,7 @@ def test_04_trace_a_rendition(vod: str) -> None:
     assert l04.rendition_traced(vod, "360p", 1, key, sha)
     wrong(l04.rendition_traced(vod, "360p", 1, key, "00" * 32), "not the checksum")
     wrong(l04.rendition_traced(vod, "360p", 1, key.replace("/1.ts", "/0.ts"), sha), "is not where segment 1")
-    source_sha = catalog.find_by_id(catalog.VOD, catalog.doc_id(vod, 1))["checksum_sha256"]
+    source_sha = catalog.find_by_id(catalog.VOD, catalog.doc_id(vod, 1))["raw_sha256"]
     wrong(l04.rendition_traced(vod, "360p", 1, key, source_sha), "the source segment")
 
 
