@@ -7,6 +7,7 @@ segment go to S3, never through the broker.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -31,6 +32,15 @@ def admin(quiet: bool = False) -> AdminClient:
     if quiet:
         conf["log_level"] = 0
     return AdminClient(conf)
+
+
+def create_scratch_topic(prefix: str, partitions: int, random_bytes: int = 3, timeout_s: float = 30.0) -> str:
+    """A new topic `{prefix}{random}` of one replica, for a lesson or a learner's sandbox; returns its name."""
+    name = f"{prefix}{secrets.token_hex(random_bytes)}"
+    client = admin(quiet=True)  # kept until the futures finish: a destroyed client fails them
+    for future in client.create_topics([NewTopic(name, partitions, 1)], request_timeout=timeout_s).values():
+        future.result()
+    return name
 
 
 def ensure_topics(timeout_s: float = 30.0) -> list[str]:

@@ -14,15 +14,9 @@ OBJECT_PREFIX = "mine/"
 
 def topic(what: str, partitions: int) -> str:
     """A new topic of the learner's own, `mine-{what}-{random}`."""
-    from confluent_kafka.admin import NewTopic
-
     from lab import topics
 
-    name = f"{TOPIC_PREFIX}{what}-{secrets.token_hex(3)}"
-    admin = topics.admin(quiet=True)
-    for future in admin.create_topics([NewTopic(name, partitions, 1)], request_timeout=30).values():
-        future.result()
-    return name
+    return topics.create_scratch_topic(f"{TOPIC_PREFIX}{what}-", partitions)
 
 
 def collection_name(what: str) -> str:

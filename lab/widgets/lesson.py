@@ -113,17 +113,9 @@ def producer(client_id: str, **overrides: Any):
 def private_topic(prefix: str, partitions: int = 3) -> str:
     """A topic of the lesson's own (`{prefix}-{random}`): with the producer on, the pipeline's topics receive
     events all the time, so a lesson that must predict what its query reads publishes where nothing else does."""
-    import secrets
-
-    from confluent_kafka.admin import NewTopic
-
     from lab import topics
 
-    name = f"{prefix}-{secrets.token_hex(4)}"
-    admin = topics.admin(quiet=True)
-    for future in admin.create_topics([NewTopic(name, partitions, 1)], request_timeout=30).values():
-        future.result()
-    return name
+    return topics.create_scratch_topic(f"{prefix}-", partitions, random_bytes=4)
 
 
 def delete_topic(name: str) -> None:
