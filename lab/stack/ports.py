@@ -22,6 +22,10 @@ SUPERVISOR = "supervisor"  # the watcher `lab up` starts (lab supervise); not on
 # Port settings the embedded stack never opens (the container stack's Grafana).
 CONTAINER_ONLY = {"grafana_port"}
 
+# Ports held only while a stream awaits its publisher: the ingest arms an ffmpeg listener per protocol then
+# (lab/live_ingest/service.py). SRT is UDP besides, so no TCP check ever finds it listening.
+ON_DEMAND = {"live-ingest.rtmp", "live-ingest.srt"}
+
 
 def plan(cfg: Settings = settings) -> dict[str, tuple[str, int]]:
     """port name -> (service that opens it, port)."""

@@ -150,7 +150,7 @@ def test_real_live_stream_plays_while_live_and_after_its_end(api):
     assert recorder.versions[-1].is_endlist, "the poller saw the live playlist end"
     live_versions = [v for v in recorder.versions if not v.is_endlist]
     assert max(len(v.segments) for v in live_versions) == settings.dvr_window_size
-    # The window slid (assert_continuous checked each step). Not asserted: that the last live version shows
+    # The window slid (assert_rfc8216_reloads checked each step). Not asserted: that the last live version shows
     # the last chunk. When the last chunk and the end marker land in one batch, the live playlist with that
     # chunk is replaced by the finished one within milliseconds, and no poller (no player) sees it: the
     # state-store engine's 1.7 s batches do that often, the others under load.
@@ -242,7 +242,7 @@ def test_spark_restart_mid_stream_keeps_every_chunk_once_and_the_playlist_contin
     assert all(d["gap_before"] == 0 and d["in_playlist"] for d in docs), "a false gap or a lost segment"
     assert [d["playlist_seq"] for d in docs] == list(range(last + 1))
     assert doc["missing_total"] == 0 and doc["recorded_chunks"] == last + 1
-    recorder.assert_continuous(settings.dvr_window_size)
+    recorder.assert_rfc8216_reloads(settings.dvr_window_size)
     final = recording(stream.stream_id)
     assert final.is_endlist and [s.uri for s in final.segments] == [
         chunk_uri(stream.stream_id, i) for i in range(last + 1)]
