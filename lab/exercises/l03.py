@@ -120,6 +120,7 @@ def replayed_into_catalog(write_chunks: Any, spark: Any, topic: str) -> Verdict:
     from pathlib import Path
 
     import pandas as pd
+    from pyspark.errors import StreamingQueryException
     from pyspark.sql import functions as F
 
     from lab import catalog
@@ -156,7 +157,10 @@ def replayed_into_catalog(write_chunks: Any, spark: Any, topic: str) -> Verdict:
             query = (rows.writeStream.queryName(f"mine_{secrets.token_hex(3)}")
                      .option("checkpointLocation", str(checkpoint))
                      .trigger(availableNow=True).foreachBatch(body).start())
-            query.awaitTermination(300)
+            try:  # a query that failed raises here (pyspark's awaitTermination), not only in exception()
+                query.awaitTermination(300)
+            except StreamingQueryException:
+                pass
             if query.exception() is not None:
                 why = first_line(errors[0]) if errors else first_line(query.exception())[:300]
                 return hint(f"your write_chunks raised {why} in {run}: fix it and run the cell again")

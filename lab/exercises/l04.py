@@ -28,7 +28,7 @@ def rendition_traced(vod_id: str, rung: str, index: int, key: Any, sha256: Any) 
     other = next((r for r, v in variants.items() if r != rung and (v or {}).get("sha256") == sha256), None)
     if other:
         return hint(f"that is the checksum chunk {index} recorded for {other}; the exercise asks for {rung}")
-    if sha256 == doc.get("checksum_sha256"):
+    if sha256 == doc.get("raw_sha256"):
         return hint(f"that is the checksum of the source segment (what was uploaded); the transcode recorded "
                     f"one per rendition: variants[{rung!r}]")
     if sha256 != recorded:
