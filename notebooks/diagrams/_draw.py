@@ -12,7 +12,9 @@ from html import escape
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-W, H = 118, 44  # a box
+W, H = 118, 44  # a box, at its narrowest: a longer label widens it
+CHAR_W = 6.4     # of an 11 px sans-serif character, generously: a label must not overflow its box
+X_SPREAD = 1.3   # the layouts below are drawn on a grid; spread across, they leave room for the arrows' labels
 CHUNK = "#e8710a"
 KINDS = {"svc": ("#e8eaf6", "#3949ab"), "data": ("#e0f2f1", "#00796b"), "ext": ("#fff8e1", "#a1887f"),
          "note": ("#fafafa", "#bdbdbd")}
@@ -53,7 +55,7 @@ DIAGRAMS: dict[str, tuple[str, dict, list, list]] = {
         {"topic": ("your topic", 20, 120, "data"), "read": ("readStream\n(offsets)", 200, 120, "svc"),
          "ck": ("checkpoint\noffsets/N, commits/N", 200, 240, "data"), "fb": ("foreachBatch\n(batch_id)", 380, 120,
                                                                              "svc"),
-         "sink": ("store / catalog\n_id = stream:chunk", 560, 120, "data")},
+         "sink": ("store / catalog\n_id = stream:chunk", 600, 120, "data")},
         [("read", "ck", "plan N"), ("fb", "ck", "commit N")],
         [("topic", "read", "1 chunk event"), ("read", "fb", "2 batch N"), ("fb", "sink", "3 write (replay: same _id)")]),
     "04_vod": (
@@ -97,7 +99,7 @@ DIAGRAMS: dict[str, tuple[str, dict, list, list]] = {
         {"k": ("Kafka", 20, 120, "data"), "live": ("Spark live\n(killed)", 200, 120, "svc"),
          "ck": ("checkpoint\noffsets N, no commit N", 200, 250, "data"), "pl": ("playlist\n(written)", 420, 40,
                                                                                "data"),
-         "cat": ("catalog\ninsert by _id", 420, 200, "data"), "again": ("restarted\nquery", 620, 120, "svc")},
+         "cat": ("catalog\ninsert by _id", 620, 250, "data"), "again": ("restarted\nquery", 620, 120, "svc")},
         [("live", "ck", "plan N")],
         [("k", "live", "1 batch N"), ("live", "pl", "2 playlist PUT"), ("ck", "again", "3 replay N"),
          ("again", "cat", "4 same _id: skipped")]),
@@ -112,35 +114,60 @@ DIAGRAMS: dict[str, tuple[str, dict, list, list]] = {
 }
 
 
+def _width(node: tuple) -> float:
+    return max(W, max(len(line) for line in node[0].split("\n")) * CHAR_W + 16)
+
+
 def _box(node: tuple) -> str:
     label, x, y, kind = node
-    fill, stroke = KINDS[kind]
+    fill, stroke, w = *KINDS[kind], _width(node)
     lines = label.split("\n")
-    texts = "".join(f'<text x="{x + W / 2}" y="{y + H / 2 + 4 + (i - (len(lines) - 1) / 2) * 13}" '
+    texts = "".join(f'<text x="{x + w / 2}" y="{y + H / 2 + 4 + (i - (len(lines) - 1) / 2) * 13}" '
                     f'text-anchor="middle">{escape(t)}</text>' for i, t in enumerate(lines))
-    return f'<rect x="{x}" y="{y}" width="{W}" height="{H}" rx="6" fill="{fill}" stroke="{stroke}"/>{texts}'
+    return f'<rect x="{x}" y="{y}" width="{w}" height="{H}" rx="6" fill="{fill}" stroke="{stroke}"/>{texts}'
 
 
-def _edge(nodes: dict, a: str, b: str, label: str, chunk: bool) -> str:
+def _edge(nodes: dict, a: str, b: str, label: str, chunk: bool, offset: float = 0.0) -> tuple[str, str]:
+    """The arrow from a to b and its label (drawn last, over the boxes); `offset` moves both sideways, so
+    two arrows between the same boxes, one each way, do not lie on each other."""
     (_, ax, ay, _), (_, bx, by, _) = nodes[a], nodes[b]
-    x1, y1, x2, y2 = ax + W / 2, ay + H / 2, bx + W / 2, by + H / 2
-    # start and end on the boxes' borders, not their centres
+    aw, bw = _width(nodes[a]), _width(nodes[b])
+    x1, y1, x2, y2 = ax + aw / 2, ay + H / 2, bx + bw / 2, by + H / 2
+    # start and end on each box's border, not its centre
     dx, dy = x2 - x1, y2 - y1
-    scale = min((W / 2) / abs(dx) if dx else 1e9, (H / 2) / abs(dy) if dy else 1e9)
-    sx, sy, ex, ey = x1 + dx * scale, y1 + dy * scale, x2 - dx * scale, y2 - dy * scale
+    length = (dx * dx + dy * dy) ** 0.5 or 1.0
+    nx, ny = -dy / length * offset, dx / length * offset
+
+    def border(w: float) -> float:
+        return min((w / 2) / abs(dx) if dx else 1e9, (H / 2) / abs(dy) if dy else 1e9)
+
+    sx, sy = x1 + dx * border(aw) + nx, y1 + dy * border(aw) + ny
+    ex, ey = x2 - dx * border(bw) + nx, y2 - dy * border(bw) + ny
     color, width, marker = (CHUNK, 3, "chunk") if chunk else ("#9e9e9e", 1.3, "grey")
-    text = (f'<text x="{(sx + ex) / 2}" y="{(sy + ey) / 2 - 5}" text-anchor="middle" class="{marker}">'
-            f"{escape(label)}</text>") if label else ""
+    text = (f'<text x="{(sx + ex) / 2:.1f}" y="{(sy + ey) / 2 - 5 + (8 if offset > 0 else 0):.1f}" '
+            f'text-anchor="middle" class="{marker} label">{escape(label)}</text>') if label else ""
     return (f'<line x1="{sx:.1f}" y1="{sy:.1f}" x2="{ex:.1f}" y2="{ey:.1f}" stroke="{color}" stroke-width="{width}" '
-            f'marker-end="url(#{marker})"/>{text}')
+            f'marker-end="url(#{marker})"/>', text)
+
+
+def _edges(nodes: dict, edges: list, path: list) -> tuple[str, str, str]:
+    """Grey arrows, orange arrows, and all their labels."""
+    pairs = {(a, b) for a, b, _ in edges + path}
+    drawn = {False: [], True: []}
+    for chunk, group in ((False, edges), (True, path)):
+        for a, b, label in group:
+            offset = 7.0 if (b, a) in pairs else 0.0
+            drawn[chunk].append(_edge(nodes, a, b, label, chunk, offset))
+    return ("".join(line for line, _ in drawn[False]), "".join(line for line, _ in drawn[True]),
+            "".join(text for line, text in drawn[False] + drawn[True]))
 
 
 def svg(title: str, nodes: dict, edges: list, path: list) -> str:
-    width = max(x for _, x, _, _ in nodes.values()) + W + 30
+    nodes = {k: (label, x * X_SPREAD, y, kind) for k, (label, x, y, kind) in nodes.items()}
+    width = round(max(n[1] + _width(n) for n in nodes.values()) + 30)
     height = max(y for _, _, y, _ in nodes.values()) + H + 60
-    body = "".join(_edge(nodes, *e, chunk=False) for e in edges)
-    body += "".join(_box(n) for n in nodes.values())
-    body += "".join(_edge(nodes, *e, chunk=True) for e in path)
+    grey, orange, labels = _edges(nodes, edges, path)
+    body = grey + "".join(_box(n) for n in nodes.values()) + orange + labels
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" font-family="system-ui, sans-serif" font-size="11">'
             f"<title>{escape(title)}</title>"
@@ -148,7 +175,8 @@ def svg(title: str, nodes: dict, edges: list, path: list) -> str:
             'orient="auto"><path d="M0,0L10,5L0,10z" fill="#9e9e9e"/></marker>'
             f'<marker id="chunk" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
             f'orient="auto"><path d="M0,0L10,5L0,10z" fill="{CHUNK}"/></marker></defs>'
-            f'<style>.chunk{{fill:{CHUNK};font-weight:600}} .grey{{fill:#757575}}</style>'
+            f'<style>.chunk{{fill:{CHUNK};font-weight:600}} .grey{{fill:#757575}} '
+            '.label{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}</style>'
             f"{body}"
             f'<text x="10" y="{height - 12}" fill="#424242">{escape(title)} · '
             f'<tspan fill="{CHUNK}">orange: one chunk\'s path, in order</tspan></text></svg>\n')
